@@ -37,7 +37,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 book: setup
-	$(PY) -m metalearn_lab.book_build
+	$(PY) book/build.py $(BOOK_ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/maml_throughput.py
