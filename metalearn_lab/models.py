@@ -1,0 +1,150 @@
+"""The small networks of the lessons.
+
+All of them work with :func:`torch.func.functional_call` and a parameter dict
+(``dict(model.named_parameters())``), which is how :mod:`metalearn_lab.maml` adapts them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SineMLP(nn.Module):
+    """The 1-40-40-1 ReLU regressor of the MAML sinusoid experiment (Finn et al. 2017).
+
+    Input ``[..., 1]`` → output ``[..., 1]``.
+
+    >>> SineMLP()(torch.zeros(5, 1)).shape
+    torch.Size([5, 1])
+    """
+
+    def __init__(self, hidden: int = 40, layers: int = 2) -> None:
+        super().__init__()
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
+        blocks: list[nn.Module] = []
+        width = 1
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        blocks.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TaskBatchNorm2d(nn.Module):
+    """BatchNorm that always normalises with the statistics of the batch in front of it.
+
+    Numerically the same as ``nn.BatchNorm2d(c, track_running_stats=False)``, with the same
+    parameter names, but written with plain tensor operations: PyTorch 2.13's fused batch-norm
+    kernel gives wrong second derivatives under :func:`torch.func.vmap` (our test
+    ``test_vmap_matches_loop_with_batchnorm`` shows it), and MAML needs exactly those.
+
+    >>> bn = TaskBatchNorm2d(3)
+    >>> x = torch.randn(4, 3, 5, 5)
+    >>> torch.allclose(bn(x), nn.BatchNorm2d(3, track_running_stats=False)(x), atol=1e-5)
+    True
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        x_hat = (x - mean) / torch.sqrt(var + self.eps)
+        return x_hat * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def conv_block(in_channels: int, out_channels: int, *, track_running_stats: bool = True) -> nn.Sequential:
+    """3×3 convolution (64 filters), BatchNorm, ReLU, 2×2 max-pool: one block of Conv4.
+
+    ``track_running_stats=False`` uses :class:`TaskBatchNorm2d` (batch statistics only, for MAML).
+    """
+    norm = nn.BatchNorm2d(out_channels) if track_running_stats else TaskBatchNorm2d(out_channels)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        norm,
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Module):
+    """Four conv blocks, then (optionally) a linear head: the standard few-shot backbone.
+
+    Used by MAML (Finn et al. 2017), ProtoNets (Snell et al. 2017) and Matching Nets. On 28×28
+    Omniglot images the feature map is 64×1×1, so the embedding has 64 numbers.
+
+    Parameters
+    ----------
+    out_features : int or None
+        Size of the linear head (``n_way`` for MAML). ``None`` returns the embedding.
+    track_running_stats : bool
+        ``False`` for MAML: BatchNorm always normalises with the statistics of the batch it sees
+        (as in the reference MAML code), so a functional call never writes running averages.
+
+    >>> Conv4(out_features=5, track_running_stats=False)(torch.zeros(3, 1, 28, 28)).shape
+    torch.Size([3, 5])
+    >>> Conv4()(torch.zeros(3, 1, 28, 28)).shape
+    torch.Size([3, 64])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        hidden: int = 64,
+        out_features: int | None = None,
+        *,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(in_channels, hidden, track_running_stats=track_running_stats),
+            *[conv_block(hidden, hidden, track_running_stats=track_running_stats) for _ in range(3)],
+        )
+        self.head = nn.Linear(hidden, out_features) if out_features else None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` → features ``[B, hidden * h * w]`` (64 for 28×28 inputs)."""
+        if x.dim() != 4:
+            raise ValueError(f"Conv4 expects images shaped [batch, channels, height, width], got {tuple(x.shape)}")
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.embed(x)
+        return self.head(z) if self.head is not None else z
+
+
+class EmbeddingNet(nn.Module):
+    """Conv4 features followed by a linear projection: the twin of a Siamese network.
+
+    >>> EmbeddingNet(embedding_dim=16)(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 16])
+    """
+
+    def __init__(self, embedding_dim: int = 64, in_channels: int = 1, hidden: int = 64, image_size: int = 28) -> None:
+        super().__init__()
+        self.backbone = Conv4(in_channels, hidden)
+        side = image_size
+        for _ in range(4):
+            side //= 2
+        self.project = nn.Linear(hidden * side * side, embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.backbone.embed(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable numbers in ``model``.
+
+    >>> count_parameters(SineMLP())
+    1761
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
