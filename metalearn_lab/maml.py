@@ -111,20 +111,34 @@ def adapt(
     return adapted if outer else {k: v.detach() for k, v in adapted.items()}
 
 
-def _functional_task(model: torch.nn.Module, loss_fn: LossFn, inner_steps: int, inner_lr: InnerLR, first_order: bool):
-    """Build ``task(params, buffers, x_support, y_support, x_query) -> (query prediction)``, pure and vmappable."""
+def functional_adapt(model: torch.nn.Module, loss_fn: LossFn, *, inner_steps: int, inner_lr: InnerLR, first_order: bool = False):
+    """Build a pure ``adapt_fn(params, buffers, x_support, y_support) -> adapted params``.
+
+    The same inner loop as :func:`adapt`, written with :func:`torch.func.grad` so that it can be
+    mapped over tasks with :func:`torch.func.vmap` (used by :func:`meta_loss` and Reptile).
+    """
 
     def support_loss(p, b, x, y):
         return loss_fn(functional_call(model, (p, b), (x,)), y)
 
-    def task(params, buffers, x_support, y_support, x_query):
+    def adapt_fn(params, buffers, x_support, y_support):
         adapted = dict(params)
         for _ in range(inner_steps):
             grads = grad(support_loss)(adapted, buffers, x_support, y_support)
             if first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
             adapted = _step(adapted, grads, inner_lr)
-        return functional_call(model, (adapted, buffers), (x_query,))
+        return adapted
+
+    return adapt_fn
+
+
+def _functional_task(model: torch.nn.Module, loss_fn: LossFn, inner_steps: int, inner_lr: InnerLR, first_order: bool):
+    """Build ``task(params, buffers, x_support, y_support, x_query) -> query prediction``, pure and vmappable."""
+    adapt_fn = functional_adapt(model, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order)
+
+    def task(params, buffers, x_support, y_support, x_query):
+        return functional_call(model, (adapt_fn(params, buffers, x_support, y_support), buffers), (x_query,))
 
     return task
 
