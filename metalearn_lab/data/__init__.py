@@ -1,0 +1,41 @@
+"""Data for the lessons: Omniglot (find, check, download, cache) and Lake's one-shot runs."""
+
+from metalearn_lab.data.lake_runs import (
+    LakeRun,
+    load_lake_runs,
+    pixel_nearest_neighbour,
+    score_lake_runs,
+    validate_lake_runs_zip,
+)
+from metalearn_lab.data.omniglot import (
+    OMNIGLOT_MD5,
+    OMNIGLOT_URLS,
+    Omniglot,
+    OmniglotDataError,
+    download_omniglot,
+    find_omniglot,
+    lake_split,
+    load_omniglot,
+    rotation_split,
+    rotation_split_indices,
+    validate_omniglot_zip,
+)
+
+__all__ = [
+    "OMNIGLOT_MD5",
+    "OMNIGLOT_URLS",
+    "LakeRun",
+    "Omniglot",
+    "OmniglotDataError",
+    "download_omniglot",
+    "find_omniglot",
+    "lake_split",
+    "load_lake_runs",
+    "load_omniglot",
+    "pixel_nearest_neighbour",
+    "rotation_split",
+    "rotation_split_indices",
+    "score_lake_runs",
+    "validate_lake_runs_zip",
+    "validate_omniglot_zip",
+]
