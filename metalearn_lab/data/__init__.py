@@ -1,4 +1,4 @@
-"""Data for the lessons: Omniglot (find, check, download, cache) and Lake's one-shot runs."""
+"""Data for the lessons: sinusoid tasks, Omniglot (find, check, download, cache) and Lake's one-shot runs."""
 
 from metalearn_lab.data.lake_runs import (
     LakeRun,
@@ -21,7 +21,12 @@ from metalearn_lab.data.omniglot import (
     validate_omniglot_zip,
 )
 
+from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
+
 __all__ = [
+    "SinusoidBatch",
+    "SinusoidTasks",
+    "sinusoid",
     "OMNIGLOT_MD5",
     "OMNIGLOT_URLS",
     "LakeRun",
