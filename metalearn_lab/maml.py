@@ -152,7 +152,7 @@ def meta_loss(
     inner_steps: int,
     inner_lr: InnerLR,
     first_order: bool = False,
-    vectorize: bool = True,
+    vectorize: bool | None = None,
     buffers: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The MAML objective on a batch of tasks: mean query loss after adaptation.
@@ -162,9 +162,11 @@ def meta_loss(
     batch : (x_support, y_support, x_query, y_query)
         Each with a leading task dimension ``[meta_batch_size, ...]`` (an
         :class:`~metalearn_lab.samplers.Episode` or a sinusoid batch's ``as_tuple()``).
-    vectorize : bool
+    vectorize : bool or None
         ``True`` maps the inner loop over tasks with :func:`torch.func.vmap`; ``False`` loops over
-        tasks in Python with :func:`adapt`. Both give the same loss and gradients.
+        tasks in Python with :func:`adapt`. Both give the same loss and gradients. ``None`` picks
+        the faster one measured on CPU (``benchmarks/maml_throughput.py``): vmap for MLPs, the loop
+        for convolutional nets, whose per-task weights make vmapped convolutions slow.
 
     Returns
     -------
@@ -189,6 +191,8 @@ def meta_loss(
     if len(sizes) != 1:
         raise ValueError(f"batch tensors must share the task dimension, got sizes {[t.shape[0] for t in batch]}")
     buffers = dict(buffers or {})
+    if vectorize is None:
+        vectorize = prefers_vmap(model)
     if vectorize:
         task = _functional_task(model, loss_fn, inner_steps, inner_lr, first_order)
         predictions = vmap(task, in_dims=(None, None, 0, 0, 0), randomness="different")(
@@ -217,7 +221,7 @@ def meta_train_step(
     inner_steps: int,
     inner_lr: InnerLR,
     first_order: bool = False,
-    vectorize: bool = True,
+    vectorize: bool | None = None,
 ) -> tuple[float, torch.Tensor]:
     """One outer update: meta-loss on ``batch``, backward through the inner loop, ``optimizer.step()``.
 
@@ -240,7 +244,7 @@ def adapt_and_predict(
     *,
     inner_steps: int,
     inner_lr: InnerLR,
-    vectorize: bool = True,
+    vectorize: bool | None = None,
 ) -> torch.Tensor:
     """Test-time use of a meta-trained model: adapt to each task's support set, predict its queries.
 
@@ -253,6 +257,11 @@ def adapt_and_predict(
             vectorize=vectorize, buffers=dict(model.named_buffers()),
         )
     return predictions
+
+
+def prefers_vmap(model: torch.nn.Module) -> bool:
+    """Whether :func:`meta_loss` should vectorise over tasks for ``model``: no for conv nets on CPU."""
+    return not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import math
 import torch
 from torch.func import vmap
 
-from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, functional_adapt
+from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, functional_adapt, prefers_vmap
 
 
 def reptile_step(
@@ -28,6 +28,7 @@ def reptile_step(
     inner_steps: int,
     inner_lr: InnerLR,
     outer_lr: float,
+    vectorize: bool | None = None,
 ) -> float:
     r"""One Reptile meta-update on a batch of tasks, in place on ``model``'s parameters.
 
@@ -40,6 +41,8 @@ def reptile_step(
         Step size :math:`\alpha` of the inner gradient descent.
     outer_lr : float in (0, 1]
         :math:`\epsilon`, how far to move towards the adapted weights.
+    vectorize : bool or None
+        Map the inner loops over tasks with :func:`torch.func.vmap` (``None``: only for non-conv nets).
 
     Returns
     -------
@@ -67,8 +70,14 @@ def reptile_step(
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = dict(model.named_buffers())
     adapt_fn = functional_adapt(model, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)
+    if vectorize is None:
+        vectorize = prefers_vmap(model)
     with torch.no_grad():
-        adapted = vmap(adapt_fn, in_dims=(None, None, 0, 0), randomness="different")(params, buffers, x, y)
+        if vectorize:
+            adapted = vmap(adapt_fn, in_dims=(None, None, 0, 0), randomness="different")(params, buffers, x, y)
+        else:
+            per_task = [adapt_fn(params, buffers, xi, yi) for xi, yi in zip(x, y)]
+            adapted = {k: torch.stack([a[k] for a in per_task]) for k in params}
         moved = 0.0
         for name, p in model.named_parameters():
             delta = adapted[name].mean(0) - p

@@ -1,0 +1,138 @@
+"""``metalearn-lab``: train, evaluate, list and ship the experiments; fetch Omniglot.
+
+Examples::
+
+    metalearn-lab list
+    metalearn-lab train sinusoid-maml
+    metalearn-lab train omniglot-protonet-5w1s --device cuda
+    metalearn-lab evaluate omniglot-protonet-5w1s            # the run in ./runs, or the shipped one
+    metalearn-lab evaluate runs/omniglot-maml-5w1s/checkpoint.pt --tasks 100
+    metalearn-lab ship omniglot-protonet-5w1s                # copy a finished run into the package
+    metalearn-lab download                                   # needs internet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _cmd_list(args) -> int:
+    from metalearn_lab.experiments import EXPERIMENTS
+    from metalearn_lab.training import shipped_checkpoint
+
+    for name, config in EXPERIMENTS.items():
+        shipped = "shipped" if shipped_checkpoint(name) else "-"
+        print(f"{name:26s} {config.algorithm:18s} {config.iterations:>6d} steps  {shipped}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from metalearn_lab.experiments import get_config, run_dir, train_experiment
+
+    config = get_config(args.experiment, quick=args.quick)
+    changes = {k: v for k, v in {"iterations": args.iterations, "seed": args.seed}.items() if v is not None}
+    if changes:
+        config = config.replace(**changes)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out) if args.out else run_dir(config.name)
+    results = train_experiment(config, device=args.device, out_dir=out, resume=not args.restart, progress=not args.no_progress)
+    print(json.dumps({k: results[k] for k in ("experiment", "metric", "mean", "ci95", "n_tasks", "train_cpu_s", "train_wall_s")}, indent=1))
+    print(f"wrote {out / 'checkpoint.pt'} and {out / 'results.json'}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from metalearn_lab.experiments import EXPERIMENTS, ExperimentConfig, build_model, evaluate_experiment, run_dir
+    from metalearn_lab.training import load_checkpoint, shipped_checkpoint
+
+    target = args.checkpoint
+    if target in EXPERIMENTS:
+        path = run_dir(target) / "checkpoint.pt"
+        if not path.exists():
+            path = shipped_checkpoint(target)
+        if path is None:
+            print(f"no run or shipped checkpoint for {target}; train it with `metalearn-lab train {target}`", file=sys.stderr)
+            return 2
+    else:
+        path = Path(target)
+    ckpt = load_checkpoint(path)
+    config = ExperimentConfig(**{**ckpt["config"], "eval_steps": tuple(ckpt["config"]["eval_steps"])})
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = evaluate_experiment(config, model, n_tasks=args.tasks, device=args.device, progress=not args.no_progress)
+    results.pop("values", None)
+    print(json.dumps({"checkpoint": str(path), **results}, indent=1))
+    return 0
+
+
+def _cmd_ship(args) -> int:
+    from metalearn_lab.shipping import ship_run
+
+    entry = ship_run(args.experiment, Path(args.run) if args.run else None)
+    print(json.dumps(entry, indent=1))
+    return 0
+
+
+def _cmd_download(args) -> int:
+    from metalearn_lab.data.omniglot import download_omniglot
+
+    folder = download_omniglot(args.root)
+    print(f"Omniglot is in {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metalearn-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the experiments and which are shipped").set_defaults(func=_cmd_list)
+
+    train = sub.add_parser("train", help="train (or resume) an experiment")
+    train.add_argument("experiment")
+    train.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    train.add_argument("--out", help="run folder (default: ./runs/EXPERIMENT or $METALEARN_LAB_RUNS/EXPERIMENT)")
+    train.add_argument("--iterations", type=int, help="override the number of meta-training steps")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--quick", action="store_true", help="a tiny run that only exercises the code path")
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint of the same config")
+    train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="re-evaluate a checkpoint on its experiment's test tasks")
+    ev.add_argument("checkpoint", help="an experiment name or a checkpoint path")
+    ev.add_argument("--tasks", type=int, default=None, help="number of test tasks (default: the experiment's, 600)")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--threads", type=int, default=0)
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    ship = sub.add_parser("ship", help="copy a finished run's weights into metalearn_lab/checkpoints with the manifest")
+    ship.add_argument("experiment")
+    ship.add_argument("--run", help="run folder (default ./runs/EXPERIMENT)")
+    ship.set_defaults(func=_cmd_ship)
+
+    dl = sub.add_parser("download", help="download Omniglot from its official repository (needs internet)")
+    dl.add_argument("--root", help="folder to put the zips in (default: $METALEARN_LAB_DATA or the user cache)")
+    dl.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        print(f"metalearn-lab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
