@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def execute_lesson(
 
 
 def _short(text: str, limit: int = 4000) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the traceback's colours
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
