@@ -72,9 +72,11 @@ def find_lessons(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 
 def library_digest() -> str:
-    """A hash of the library's version and source, so a library change re-executes the lessons."""
+    """A hash of the library (version, code, shipped checkpoints and results), so that a change
+    to any of it re-executes the lessons."""
     digest = hashlib.sha256()
-    for path in sorted(LIBRARY_DIR.rglob("*.py")):
+    files = (p for p in LIBRARY_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sorted(files):
         digest.update(str(path.relative_to(LIBRARY_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -42,6 +42,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", None, ""}
 CDN_WORDS = re.compile(r"(?:https?:)?//[^\s\"'<>]*(?:cdn\.|jsdelivr|unpkg|cdnjs|googleapis|gstatic)", re.I)
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 BUILD_TIMEOUT = 900
+# The first test here may execute every lesson (when this module runs before test_notebooks).
+pytestmark = pytest.mark.timeout(3600)
 
 
 @pytest.fixture(scope="module")
