@@ -1,0 +1,96 @@
+"""Shipped checkpoints: trained weights that travel inside the package, with a manifest.
+
+``metalearn_lab/checkpoints/manifest.json`` lists, for each shipped experiment, the file, its
+sha256, the config, the seed, the metric reached (mean ± 95% CI on the full test protocol) and
+the training cost. :func:`verify_shipped` checks every file against its sha256; the test suite
+also re-evaluates each one on a subset of test tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metalearn_lab.training import SHIPPED_DIR, load_checkpoint, save_checkpoint
+
+MANIFEST = SHIPPED_DIR / "manifest.json"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest() -> dict[str, Any]:
+    """The manifest as a dict ``{experiment: entry}`` (empty if nothing is shipped)."""
+    if not MANIFEST.exists():
+        return {}
+    return json.loads(MANIFEST.read_text())
+
+
+def verify_shipped() -> dict[str, str]:
+    """Check every shipped file against the manifest's sha256; raise ``ValueError`` on a mismatch."""
+    checked = {}
+    for name, entry in read_manifest().items():
+        path = SHIPPED_DIR / entry["file"]
+        if not path.is_file():
+            raise ValueError(f"manifest lists {path.name} for {name}, but the file is missing")
+        digest = sha256_of(path)
+        if digest != entry["sha256"]:
+            raise ValueError(f"{path} has sha256 {digest}, manifest says {entry['sha256']}: the file is damaged or was replaced")
+        checked[name] = digest
+    return checked
+
+
+def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
+    """Copy a finished run's weights (without optimizer state) into the package and record them.
+
+    Refuses a run that has not finished (step < iterations) and, unless ``overwrite``, an
+    experiment that is already shipped with different weights.
+    """
+    from metalearn_lab.experiments import ExperimentConfig, build_model, run_dir
+
+    run = Path(run) if run is not None else run_dir(experiment)
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    results_file = run / "results.json"
+    if not results_file.exists() or ckpt["step"] < ckpt["config"]["iterations"]:
+        raise ValueError(f"{run} is not a finished run (step {ckpt['step']} of {ckpt['config']['iterations']}); train it to the end first")
+    if ckpt["config"]["name"] != experiment:
+        raise ValueError(f"{run} holds a run of {ckpt['config']['name']!r}, not {experiment!r}")
+    results = json.loads(results_file.read_text())
+    config = ExperimentConfig(**{**ckpt["config"], "eval_steps": tuple(ckpt["config"]["eval_steps"])})
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    manifest = read_manifest()
+    dest = SHIPPED_DIR / f"{experiment}.pt"
+    tmp = SHIPPED_DIR / f".{experiment}.pt.new"
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    metrics = {k: results[k] for k in ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "train_wall_s") if k in results}
+    if "by_steps" in results:
+        metrics["by_steps"] = results["by_steps"]
+    save_checkpoint(tmp, model, config=ckpt["config"], metrics=metrics, history=ckpt["history"], step=ckpt["step"], overwrite=True)
+    if dest.exists() and not overwrite and experiment in manifest and sha256_of(dest) != manifest[experiment]["sha256"]:
+        tmp.unlink()
+        raise FileExistsError(f"{dest} exists and does not match the manifest; pass overwrite=True to replace it")
+    shutil.move(tmp, dest)
+    entry = {
+        "file": dest.name, "sha256": sha256_of(dest), "bytes": dest.stat().st_size, "experiment": experiment,
+        "seed": ckpt["config"]["seed"], "config": ckpt["config"], **metrics,
+        "device": results.get("device"), "machine": results.get("machine"), "torch": results.get("torch"),
+        "commit": results.get("commit"),
+    }
+    manifest[experiment] = entry
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    # the results page reads these
+    results_dir = SHIPPED_DIR.parent / "results"
+    results_dir.mkdir(exist_ok=True)
+    (results_dir / f"{experiment}.json").write_text(json.dumps({k: v for k, v in results.items() if k != "values"}, indent=1))
+    return entry
