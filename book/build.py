@@ -221,6 +221,15 @@ def remove_stale(out_dir: Path, lessons: list[Path]) -> None:
             path.unlink()
 
 
+def write_results(book_dir: Path, notebooks_dir: Path) -> Path:
+    """Render ``results.md`` (generated, git-ignored) from the shipped results files."""
+    sys.path.insert(0, str(REPO_DIR))
+    from metalearn_lab.report import write_results_page
+
+    return write_results_page(book_dir / "results.md", notebooks_dir=notebooks_dir,
+                              benchmark_md=REPO_DIR / "benchmarks" / "README.md")
+
+
 def write_toc(book_dir: Path, lesson_names: list[str]) -> Path:
     """Write ``book_dir/_toc.yml``: intro, the lessons in order, then the reference pages."""
     lines = [
@@ -310,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     execute_seconds = time.perf_counter() - start
 
     write_toc(book_dir, [md.stem for md in lessons])
+    write_results(book_dir, args.notebooks_dir)
     ensure_vendor(book_dir)
     render_seconds = 0.0
     if not args.no_html:

@@ -19,6 +19,7 @@ import torch
 from metalearn_lab.training import SHIPPED_DIR, load_checkpoint, save_checkpoint
 
 MANIFEST = SHIPPED_DIR / "manifest.json"
+CHECK_TASKS = 40
 
 
 def sha256_of(path: str | Path) -> str:
@@ -50,13 +51,33 @@ def verify_shipped() -> dict[str, str]:
     return checked
 
 
+def downsample_history(history: dict[str, list], max_points: int = 400) -> dict[str, list]:
+    """Average the per-step series into at most ``max_points`` bins (evaluations are kept as they are).
+
+    >>> downsample_history({"step": list(range(10)), "loss": [float(i) for i in range(10)], "metric": [0.0] * 10}, 5)["loss"]
+    [0.5, 2.5, 4.5, 6.5, 8.5]
+    """
+    steps = history.get("step", [])
+    n = len(steps)
+    if n <= max_points:
+        return {k: list(v) for k, v in history.items()}
+    out = {k: list(v) for k, v in history.items() if not isinstance(v, list) or len(v) != n}
+    edges = [round(i * n / max_points) for i in range(max_points + 1)]
+    for key in ("step", "loss", "metric"):
+        values = history.get(key, [])
+        if len(values) != n:
+            continue
+        out[key] = [sum(values[a:b]) / (b - a) for a, b in zip(edges[:-1], edges[1:])]
+    return out
+
+
 def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     """Copy a finished run's weights (without optimizer state) into the package and record them.
 
     Refuses a run that has not finished (step < iterations) and, unless ``overwrite``, an
     experiment that is already shipped with different weights.
     """
-    from metalearn_lab.experiments import ExperimentConfig, build_model, run_dir
+    from metalearn_lab.experiments import ExperimentConfig, build_model, evaluate_experiment, run_dir
 
     run = Path(run) if run is not None else run_dir(experiment)
     ckpt = load_checkpoint(run / "checkpoint.pt")
@@ -76,7 +97,8 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     metrics = {k: results[k] for k in ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "train_wall_s") if k in results}
     if "by_steps" in results:
         metrics["by_steps"] = results["by_steps"]
-    save_checkpoint(tmp, model, config=ckpt["config"], metrics=metrics, history=ckpt["history"], step=ckpt["step"], overwrite=True)
+    history = downsample_history(ckpt["history"])
+    save_checkpoint(tmp, model, config=ckpt["config"], metrics=metrics, history=history, step=ckpt["step"], overwrite=True)
     if dest.exists() and not overwrite and experiment in manifest and sha256_of(dest) != manifest[experiment]["sha256"]:
         tmp.unlink()
         raise FileExistsError(f"{dest} exists and does not match the manifest; pass overwrite=True to replace it")
@@ -87,10 +109,17 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
         "device": results.get("device"), "machine": results.get("machine"), "torch": results.get("torch"),
         "commit": results.get("commit"),
     }
+    # A deterministic spot check: the metric on the first CHECK_TASKS test tasks, which the test
+    # suite recomputes from the shipped file and compares to this number.
+    n_check = min(CHECK_TASKS, config.eval_tasks)
+    check = evaluate_experiment(config, model, n_tasks=n_check)
+    entry["check_subset"] = {"n_tasks": check["n_tasks"], "mean": check["mean"]}
     manifest[experiment] = entry
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     # the results page reads these
     results_dir = SHIPPED_DIR.parent / "results"
     results_dir.mkdir(exist_ok=True)
-    (results_dir / f"{experiment}.json").write_text(json.dumps({k: v for k, v in results.items() if k != "values"}, indent=1))
+    shipped_results = {k: v for k, v in results.items() if k != "values"}
+    shipped_results["history"] = history
+    (results_dir / f"{experiment}.json").write_text(json.dumps(shipped_results, indent=1))
     return entry

@@ -1,0 +1,157 @@
+"""The results page: measured numbers next to the targets and the papers, from the results files.
+
+``write_results_page`` turns ``metalearn_lab/results/*.json`` (written by ``metalearn-lab ship``)
+into Markdown with tables and a figure of learning curves; ``book/build.py`` calls it on every
+build, so the page never holds a number typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+# experiment, what is measured, our target, the published number (with its source)
+TARGETS: list[tuple[str, str, str, str]] = [
+    ("sinusoid-maml", "sinusoid MAML, K=5, MSE after 10 steps", "≤ 0.40", "0.35 (Finn et al. 2017)"),
+    ("sinusoid-pretrain", "sinusoid pretrained + fine-tune, K=5, MSE after 10 steps", "(baseline)", "2.19 (Finn et al. 2017)"),
+    ("omniglot-maml-5w1s", "Omniglot 5-way 1-shot, MAML", "≥ 98.0%", "98.7 ± 0.4% (Finn et al. 2017)"),
+    ("omniglot-fomaml-5w1s", "Omniglot 5-way 1-shot, first-order MAML", "≥ 97.5%", "98.3 ± 0.5% (Finn et al. 2017)"),
+    ("omniglot-protonet-5w1s", "Omniglot 5-way 1-shot, ProtoNets", "≥ 98.5%", "98.8% (Snell et al. 2017)"),
+    ("omniglot-protonet-20w1s", "Omniglot 20-way 1-shot, ProtoNets", "≥ 95.0%", "96.0% (Snell et al. 2017)"),
+    ("omniglot-reptile-5w1s", "Omniglot 5-way 1-shot, Reptile", "(no target)", "95.4% (Nichol et al. 2018)"),
+    ("omniglot-siamese", "Lake's 20-way within-alphabet one-shot runs, Siamese", "≥ 92%", "92.0% Koch et al. 2015; humans 95.5%"),
+]
+
+
+def load_results(results_dir: str | Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    """Every ``<experiment>.json`` in ``results_dir``, keyed by experiment name."""
+    results = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        data = json.loads(path.read_text())
+        if "experiment" in data:
+            results[data["experiment"]] = data
+    return results
+
+
+def _fmt(result: dict[str, Any]) -> str:
+    mean, half = result["mean"], result["ci95"]
+    if result["metric"].startswith("accuracy"):
+        return f"{100 * mean:.1f} ± {100 * half:.1f}%"
+    return f"{mean:.3f} ± {half:.3f}"
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: experiment, reached (mean ± 95% CI), target, published, training cost."""
+    rows = ["| experiment | reached (mean ± 95% CI) | target | published | training (wall, CPU) | steps |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, label, target, published in TARGETS:
+        r = results.get(name)
+        if r is None:
+            rows.append(f"| {label} | not trained yet | {target} | {published} | | |")
+            continue
+        cost = f"{_hours(r['train_wall_s'])} on {r.get('device', 'cpu')}, {r.get('threads', '?')} thread(s)"
+        rows.append(f"| {label} | **{_fmt(r)}** | {target} | {published} | {cost} | {r['config']['iterations']} |")
+    return "\n".join(rows)
+
+
+def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
+    """Query MSE (K=5) after 0, 1, 5, 10 fine-tuning steps for MAML and the pretrained baseline."""
+    published = {"sinusoid-maml": ["", "0.67", "0.38", "0.35"], "sinusoid-pretrain": ["", "2.41", "2.23", "2.19"]}
+    rows = ["| model | 0 steps | 1 step | 5 steps | 10 steps |", "| --- | --- | --- | --- | --- |"]
+    for name in ("sinusoid-maml", "sinusoid-pretrain"):
+        r = results.get(name)
+        if r is None or "by_steps" not in r:
+            continue
+        cells = [f"{r['by_steps'][s]['mean']:.3f} ± {r['by_steps'][s]['ci95']:.3f}" for s in ("0", "1", "5", "10")]
+        rows.append(f"| {name} (ours) | " + " | ".join(cells) + " |")
+        rows.append(f"| {name} (Finn et al. 2017) | " + " | ".join(published[name]) + " |")
+    return "\n".join(rows)
+
+
+def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
+    """Save a figure of training loss (left) and periodic test metric (right) for every run."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, r in results.items():
+        h = r.get("history") or {}
+        if h.get("step"):
+            x = [s / max(r["config"]["iterations"], 1) for s in h["step"]]
+            axes[0].plot(x, h["loss"], label=name, lw=1)
+        if h.get("eval_step") and r["metric"].startswith("accuracy"):
+            axes[1].plot(h["eval_step"], [100 * v for v in h["eval_metric"]], marker="o", label=name)
+    axes[0].set(xlabel="fraction of training", ylabel="training loss", yscale="log", title="Training loss")
+    axes[1].set(xlabel="meta-training step", ylabel="accuracy on test tasks during training (%)", title="Test accuracy while training")
+    for ax in axes:
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+RUN_TIME = re.compile(r"run[ -]?time[^\n]*", re.IGNORECASE)
+
+
+def lesson_run_times(notebooks_dir: str | Path) -> list[tuple[str, str]]:
+    """The measured run-time line each lesson states at its top: ``[(lesson, line), ...]``."""
+    out = []
+    for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md")):
+        match = RUN_TIME.search(path.read_text())
+        out.append((path.stem, match.group(0).strip("*: ").strip() if match else "not stated"))
+    return out
+
+
+def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_DIR,
+                       notebooks_dir: str | Path | None = None, benchmark_md: str | Path | None = None) -> Path:
+    """Write the results page (Markdown) and its figure next to it; returns the page's path."""
+    out_md = Path(out_md)
+    results = load_results(results_dir)
+    figure = plot_learning_curves(results, out_md.parent / "_generated" / "learning_curves.png")
+    lines = [
+        "# Results",
+        "",
+        "Every number on this page is read from the results files that training wrote",
+        "(`metalearn_lab/results/*.json`, one per shipped checkpoint); none is typed by hand.",
+        "The trained weights are shipped in `metalearn_lab/checkpoints/` with their sha256 in",
+        "`manifest.json`, and the test suite re-evaluates each of them.",
+        "",
+        "## Reached, target and published",
+        "",
+        results_table(results),
+        "",
+        "Protocols: Omniglot experiments use the 1200/423 character split with rotations as new classes,",
+        "28×28 images, Conv4, and 600 fixed test tasks (mean ± 95% interval over tasks). Lake's runs are",
+        "the 20 runs × 20 trials of `all_runs.zip`, trained on the 30 background alphabets only.",
+        "All of it was trained on a 2-core CPU, so the runs are far shorter than the papers' GPU runs;",
+        "each run's config says by how much:",
+        "",
+    ]
+    for name, r in results.items():
+        note = r["config"].get("note") or ""
+        lines.append(f"- **{name}**: {r['protocol']}. {note}")
+    lines += ["", "## Sinusoid regression (K = 5, query MSE after fine-tuning steps)", "", sinusoid_table(results), "",
+              "## Learning curves", "", f"![learning curves]({figure.relative_to(out_md.parent).as_posix()})", ""]
+    if notebooks_dir is not None:
+        lines += ["## Lesson run times", "", "Measured by each lesson's author, executing it top to bottom from a fresh kernel:", "",
+                  "| lesson | run time |", "| --- | --- |"]
+        lines += [f"| {name} | {line} |" for name, line in lesson_run_times(notebooks_dir)]
+        lines.append("")
+    if benchmark_md is not None and Path(benchmark_md).exists():
+        lines += ["## MAML throughput", "", Path(benchmark_md).read_text().split("\n", 1)[1].strip(), ""]
+    out_md.write_text("\n".join(lines))
+    return out_md
