@@ -1,0 +1,173 @@
+"""Thin interactive views for the lessons (ipywidgets) and the static figures they redraw."""
+
+
+# --- lessons 01 and 02 (a net overfitting five points; N-way K-shot episodes) ---
+import functools as _functools
+
+import matplotlib.pyplot as _plt
+import torch as _torch
+
+
+@_functools.lru_cache(maxsize=32)
+def _overfit_run(k_shot: int, seed: int, task_seed: int, max_steps: int, lr: float, record_every: int):
+    from metalearn_lab.data import SinusoidTasks
+
+    tasks = SinusoidTasks()
+    task = tasks.sample(1, k_shot, 200, generator=_torch.Generator().manual_seed(task_seed))
+    x_grid = tasks.grid(200)
+    run = fit_from_scratch(task.x_support[0], task.y_support[0], x_grid[:, None], steps=max_steps, lr=lr,
+                           seed=seed, record_every=record_every,
+                           x_test=task.x_query[0], y_test=task.y_query[0])
+    return task, x_grid, run
+
+
+def fit_from_scratch(x_support, y_support, x_grid, *, steps: int = 300, lr: float = 1e-2, seed: int = 0,
+                     record_every: int = 25, x_test=None, y_test=None, hidden: int = 40) -> dict:
+    """Train a fresh 1-40-40-1 :class:`~metalearn_lab.models.SineMLP` with Adam on a few points.
+
+    Plain supervised learning on one task, as in lesson 01: mean squared error on the support
+    points, full batch, ``steps`` Adam updates.
+
+    Parameters
+    ----------
+    x_support, y_support : Tensor ``[K, 1]``
+    x_grid : Tensor ``[P, 1]``
+        Inputs where predictions are recorded (for plotting).
+    steps, lr, seed : int, float, int
+        Adam steps, learning rate, and the seed of the initial weights.
+    record_every : int
+        Record predictions and errors every this many steps (and at step 0 and at the end).
+    x_test, y_test : Tensor ``[M, 1]``, optional
+        Held-out points of the same task; their MSE is recorded as ``test_mse``.
+    hidden : int
+        Width of the two hidden layers.
+
+    Returns
+    -------
+    dict
+        ``{"step": [R], "predictions": Tensor [R, P], "train_mse": [R], "test_mse": [R] or None,
+        "model": the trained SineMLP}``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.linspace(-3, 3, 5)[:, None]
+    >>> run = fit_from_scratch(x, torch.sin(x), x, steps=50, record_every=25)
+    >>> run["step"], run["train_mse"][-1] < run["train_mse"][0]
+    ([0, 25, 50], True)
+    """
+    from metalearn_lab.models import SineMLP
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    _torch.manual_seed(seed)
+    model = SineMLP(hidden=hidden)
+    optimizer = _torch.optim.Adam(model.parameters(), lr=lr)
+    record = {"step": [], "predictions": [], "train_mse": [], "test_mse": [] if x_test is not None else None}
+
+    def log(step):
+        with _torch.no_grad():
+            record["step"].append(step)
+            record["predictions"].append(model(x_grid).flatten())
+            record["train_mse"].append(float(((model(x_support) - y_support) ** 2).mean()))
+            if x_test is not None:
+                record["test_mse"].append(float(((model(x_test) - y_test) ** 2).mean()))
+
+    log(0)
+    for step in range(1, steps + 1):
+        loss = ((model(x_support) - y_support) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % record_every == 0 or step == steps:
+            log(step)
+    record["predictions"] = _torch.stack(record["predictions"])
+    record["model"] = model
+    return record
+
+
+def sine_overfit_view(k_shot: int = 5, steps: int = 300, seed: int = 0, task_seed: int = 0, *,
+                      max_steps: int = 500, lr: float = 1e-2, record_every: int = 25):
+    """Static view: a net trained from scratch on ``k_shot`` points of one sine, after ``steps`` steps.
+
+    Left: the fit against the true curve. Right: support and held-out MSE against steps.
+    Runs are cached, so moving ``steps`` only redraws.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from metalearn_lab.plotting import plot_sinusoid_fit
+
+    if not 0 <= steps <= max_steps:
+        raise ValueError(f"steps must be in 0..{max_steps}, got {steps}")
+    task, x_grid, run = _overfit_run(int(k_shot), int(seed), int(task_seed), int(max_steps), float(lr), int(record_every))
+    i = min(range(len(run["step"])), key=lambda j: abs(run["step"][j] - steps))
+    fig, (ax_fit, ax_err) = _plt.subplots(1, 2, figsize=(10, 3.6))
+    plot_sinusoid_fit(ax_fit, x_grid, task.true_curve(x_grid)[0], task.x_support[0], task.y_support[0],
+                      {f"net after {run['step'][i]} steps": run["predictions"][i]},
+                      title=f"trained from scratch on K = {k_shot} points")
+    ax_fit.set_ylim(-6, 6)
+    ax_err.semilogy(run["step"], run["train_mse"], label="support (training) MSE")
+    ax_err.semilogy(run["step"], run["test_mse"], label="held-out MSE (200 points)")
+    ax_err.axvline(run["step"][i], color="0.5", ls=":")
+    ax_err.set_xlabel("Adam steps")
+    ax_err.set_ylabel("mean squared error")
+    ax_err.set_title(f"held-out MSE at step {run['step'][i]}: {run['test_mse'][i]:.2f}")
+    ax_err.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sine_overfit_widget(max_steps: int = 500):
+    """Sliders for K (support points), Adam steps and the weight seed; redraws :func:`sine_overfit_view`."""
+    import ipywidgets as widgets
+
+    def update(k_shot, steps, seed):
+        sine_overfit_view(k_shot, steps, seed, max_steps=max_steps)
+        _plt.show()
+
+    return widgets.interactive(
+        update,
+        k_shot=widgets.IntSlider(value=5, min=2, max=40, description="K points"),
+        steps=widgets.IntSlider(value=300, min=0, max=max_steps, step=25, description="Adam steps"),
+        seed=widgets.IntSlider(value=0, min=0, max=9, description="init seed"),
+    )
+
+
+def episode_view(classes, n_way: int = 5, k_shot: int = 1, n_query: int = 2, seed: int = 0):
+    """Static view: draw one N-way K-shot episode from ``classes`` with :func:`~metalearn_lab.plotting.show_episode`.
+
+    Raises the sampler's ``ValueError`` (with its message) for an impossible choice.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from metalearn_lab.plotting import show_episode
+    from metalearn_lab.samplers import EpisodeSampler
+
+    sampler = EpisodeSampler(classes, n_way=n_way, k_shot=k_shot, n_query=n_query)
+    episode = sampler.sample(1, generator=_torch.Generator().manual_seed(seed))
+    return show_episode(episode, max_per_class=10, size=0.45 if n_way > 8 else 0.7)
+
+
+def episode_widget(classes, seed: int = 0):
+    """Sliders for ``n_way``, ``k_shot``, ``n_query`` and the seed; redraws an episode or prints why not."""
+    import ipywidgets as widgets
+
+    def update(n_way, k_shot, n_query, seed):
+        try:
+            episode_view(classes, n_way, k_shot, n_query, seed)
+        except ValueError as err:
+            print(f"ValueError: {err}")
+            return
+        _plt.show()
+
+    return widgets.interactive(
+        update,
+        n_way=widgets.IntSlider(value=5, min=1, max=20, description="n_way"),
+        k_shot=widgets.IntSlider(value=1, min=1, max=20, description="k_shot"),
+        n_query=widgets.IntSlider(value=2, min=1, max=20, description="n_query"),
+        seed=widgets.IntSlider(value=seed, min=0, max=20, description="seed"),
+    )
