@@ -1,6 +1,196 @@
 """Exercise checkers for the lessons: each raises AssertionError saying what is wrong, or prints one success line."""
 
 
+# --- lesson 05 ---
+# Siamese networks: checkers for the contrastive loss, the verification threshold, one-shot prediction.
+
+
+def _l05_as_float(value, what):
+    import torch
+
+    if value is None:
+        raise AssertionError(f"{what} returned None: replace the placeholder ('# your code here') with your code")
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64)
+    except Exception as err:  # noqa: BLE001 - any non-number is the learner's to fix
+        raise AssertionError(f"{what} must return a number (a 0-d tensor or float), got {type(value).__name__}") from err
+    if t.numel() != 1:
+        raise AssertionError(f"{what} must return one number (a scalar), got shape {tuple(t.shape)}; "
+                             "did you forget to average over the pairs?")
+    return float(t)
+
+
+def check_contrastive_loss(fn):
+    """Check ``fn(z1, z2, same, margin)`` against :func:`metalearn_lab.siamese.contrastive_loss`.
+
+    Tries random embeddings with all-same, all-different and mixed labels and two margins, then
+    identical embeddings, whose gradient must be finite. A wrong answer raises ``AssertionError``
+    saying what differs (labels swapped, d instead of d², a sum instead of a mean, a missing hinge,
+    d² used as the distance, ...).
+    """
+    import torch
+
+    from metalearn_lab.siamese import contrastive_loss, pair_distance
+
+    def variants(z1, z2, same, margin):
+        d = pair_distance(z1, z2)
+        s = ((z1 - z2) ** 2).sum(-1)
+        hinge = torch.clamp(margin - d, min=0)
+        return {
+            "the labels are swapped: same = 1 must pull the pair together (loss d²), same = 0 must push it apart "
+            "(loss max(0, m − d)²); Hadsell et al. (2006) use the opposite convention, this course uses the source's":
+                (1 - same) * d**2 + same * hinge**2,
+            "you used d instead of d²: square the distance for same pairs and square the hinge max(0, m − d) for different pairs":
+                same * d + (1 - same) * hinge,
+            "the same-class term is d, not d²: square it": same * d + (1 - same) * hinge**2,
+            "the different-class term is max(0, m − d), not its square: square the hinge": same * d**2 + (1 - same) * hinge,
+            "the hinge is missing: use max(0, m − d)², so pairs already farther apart than the margin cost nothing":
+                same * d**2 + (1 - same) * (margin - d) ** 2,
+            "you used the squared distance d² where the formula has d (take the square root of the sum of squares)":
+                same * s**2 + (1 - same) * torch.clamp(margin - s, min=0) ** 2,
+            "the margin is ignored: the hinge must be max(0, m − d) with the given margin m":
+                same * d**2 + (1 - same) * torch.clamp(1.0 - d, min=0) ** 2,
+        }
+
+    gen = torch.Generator().manual_seed(5)
+    z1 = torch.randn(24, 6, generator=gen, dtype=torch.float64) * 0.35
+    z2 = torch.randn(24, 6, generator=gen, dtype=torch.float64) * 0.35
+    mixed = (torch.rand(24, generator=gen) < 0.5).double()
+    cases = [("all pairs same = 1", torch.ones(24, dtype=torch.float64), 1.0),
+             ("all pairs same = 0", torch.zeros(24, dtype=torch.float64), 1.0),
+             ("mixed labels", mixed, 1.0),
+             ("mixed labels, margin 2", mixed, 2.0)]
+
+    def close(a, b):
+        return abs(a - b) <= 1e-4 * max(1.0, abs(b))
+
+    got = [_l05_as_float(fn(z1.clone(), z2.clone(), same.clone(), margin), "your contrastive loss") for _, same, margin in cases]
+    want = [float(contrastive_loss(z1, z2, same, margin)) for _, same, margin in cases]
+    if not all(close(g, w) for g, w in zip(got, want)):
+        first = next(i for i, (g, w) in enumerate(zip(got, want)) if not close(g, w))
+        name, _, margin = cases[first]
+        where = f"On random embeddings ({name}, margin {margin:g}) you return {got[first]:.5f}, expected {want[first]:.5f}"
+        if all(close(g, w * 24) for g, w in zip(got, want)):
+            raise AssertionError(f"{where}: that is the sum over the 24 pairs; return the mean (the source writes a sum, the "
+                                 "library averages, which keeps the learning rate independent of the number of pairs).")
+        per_case = [variants(z1, z2, same, margin) for _, same, margin in cases]
+        for message in per_case[0]:
+            for reduce in ("mean", "sum"):
+                values = [float(v[message].mean() if reduce == "mean" else v[message].sum()) for v in per_case]
+                if all(close(g, v) for g, v in zip(got, values)):
+                    extra = "" if reduce == "mean" else " (and you summed over pairs: take the mean)"
+                    raise AssertionError(f"{where}: {message}{extra}.")
+        raise AssertionError(f"{where}. Check the formula: mean over pairs of same·d² + (1 − same)·max(0, m − d)², "
+                             "with d = ‖z1 − z2‖.")
+
+    z = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    same = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    loss = fn(a, b, same, 1.0)
+    value = _l05_as_float(loss.detach() if hasattr(loss, "detach") else loss, "your contrastive loss")
+    if abs(value - 0.5) > 1e-3:
+        raise AssertionError(f"For identical embeddings (d = 0) with labels [1, 0, 1, 0] and margin 1 the loss is "
+                             f"(0 + 1 + 0 + 1) / 4 = 0.5, you return {value:.5f}.")
+    if not getattr(loss, "requires_grad", False):
+        raise AssertionError("your loss carries no gradient: compute it with torch operations on z1 and z2 "
+                             "(no .item(), .detach() or NumPy), so that training can backpropagate through it")
+    loss.backward()
+    for name, t in (("z1", a), ("z2", b)):
+        if t.grad is None or not bool(torch.isfinite(t.grad).all()):
+            raise AssertionError(
+                f"For identical embeddings (d = 0) the gradient with respect to {name} is {t.grad if t.grad is None else 'NaN or inf'}: "
+                "the derivative of sqrt at 0 is infinite, and 0·∞ gives NaN. Keep it finite, e.g. take "
+                "sqrt(clamp(d², min=1e-12)) as metalearn_lab.siamese.pair_distance does.")
+    print("✓ contrastive loss: matches the library for same = 1, same = 0 and mixed labels, and identical "
+          "embeddings give a finite gradient")
+
+
+def _l05_best_accuracy(d, same):
+    import torch
+
+    order = torch.sort(torch.unique(d)).values
+    candidates = torch.cat([order[:1] - 1.0, (order[1:] + order[:-1]) / 2, order[-1:] + 1.0])
+    accuracies = torch.stack([((d < t).double() == same).double().mean() for t in candidates])
+    best = int(accuracies.argmax())
+    return float(candidates[best]), float(accuracies[best])
+
+
+def check_threshold(fn):
+    """Check ``fn(d, same) -> threshold``: "same if d < threshold" must reach the best accuracy on ``(d, same)``.
+
+    Tested on made-up distances where the two histograms have different spreads, so that the midpoint
+    between the two mean distances is *not* the best threshold.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(3)
+    n = 400
+    same = torch.cat([torch.ones(n), torch.zeros(n)]).double()
+    d = torch.cat([(0.35 + 0.12 * torch.randn(n, generator=gen, dtype=torch.float64)).abs(),
+                   (1.25 + 0.45 * torch.randn(n, generator=gen, dtype=torch.float64)).abs()])
+    threshold = _l05_as_float(fn(d.clone(), same.clone()), "choose_threshold")
+    _, best = _l05_best_accuracy(d, same)
+    got = float(((d < threshold).double() == same).double().mean())
+    if got >= best - 1e-9:
+        print(f"✓ threshold {threshold:.3f} reaches the best accuracy on these pairs, {100 * best:.2f}%")
+        return
+    inverted = float(((d > threshold).double() == same).double().mean())
+    midpoint = float((d[same == 1].mean() + d[same == 0].mean()) / 2)
+    if abs(threshold - midpoint) < 1e-6:
+        hint = ("it is the midpoint between the two mean distances, which is best only when both histograms have the "
+                "same spread; try every candidate threshold (e.g. every distance in d) and keep the most accurate")
+    elif inverted > got or not 0.05 < float((d < threshold).double().mean()) < 0.95:
+        hint = ("it puts nearly every pair on one side, or suits the rule 'same if d > threshold'; same pairs have the "
+                "*small* distances, so the rule is 'same if d < threshold'")
+    else:
+        hint = "try every candidate threshold (e.g. every distance in d, or midpoints between sorted distances) and keep the most accurate"
+    raise AssertionError(f"With threshold {threshold:.3f} the rule 'same if d < threshold' is right on {100 * got:.2f}% of "
+                         f"the pairs; the best threshold reaches {100 * best:.2f}%: {hint}.")
+
+
+def check_one_shot_predict(fn):
+    """Check ``fn(model, x_support, x_query) -> [Q]`` against :func:`metalearn_lab.siamese.nearest_support`."""
+    import torch
+
+    from metalearn_lab.siamese import nearest_support
+
+    torch.manual_seed(11)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).eval()
+    gen = torch.Generator().manual_seed(11)
+    x_support = torch.randn(6, 1, 4, 4, generator=gen)
+    x_query = torch.cat([x_support + 0.4 * torch.randn(6, 1, 4, 4, generator=gen),
+                         torch.randn(6, 1, 4, 4, generator=gen)])
+    with torch.no_grad():
+        want = nearest_support(model, x_support, x_query)
+        got = fn(model, x_support.clone(), x_query.clone())
+    if got is None:
+        raise AssertionError("one_shot_predict returned None: replace the placeholder ('# your code here') with your code")
+    got = torch.as_tensor(got)
+    if got.shape != want.shape:
+        hint = (" — one per support image: is your distance matrix transposed? Rows must be queries, columns support images"
+                if tuple(got.shape) == (len(x_support),) else "")
+        raise AssertionError(f"one_shot_predict must return one support index per query, shape [{len(x_query)}]; "
+                             f"got shape {tuple(got.shape)}{hint} (take argmin over the support axis of a "
+                             "[queries, support] distance matrix)")
+    if got.dtype.is_floating_point:
+        raise AssertionError("one_shot_predict must return integer indices (e.g. from argmin), not distances")
+    if torch.equal(got, want):
+        print(f"✓ one-shot prediction: the nearest support embedding for all {len(want)} queries")
+        return
+    with torch.no_grad():
+        z_s, z_q = model(x_support), model(x_query)
+        farthest = torch.cdist(z_q, z_s).argmax(-1)
+        pixels = torch.cdist(x_query.flatten(1), x_support.flatten(1)).argmin(-1)
+    if torch.equal(got, farthest):
+        hint = "you picked the *farthest* support image (argmax); the prediction is the nearest one (argmin)"
+    elif torch.equal(got, pixels):
+        hint = "you compared raw pixels; embed support and query with model(...) first and compare the embeddings"
+    else:
+        hint = "embed both sets with model(...), compute the [queries, support] Euclidean distances and take argmin per query"
+    wrong = int((got != want).sum())
+    raise AssertionError(f"one_shot_predict differs from the nearest support embedding on {wrong} of {len(want)} queries: {hint}.")
+
+
 # --- lesson 01 ---
 
 import torch as _torch

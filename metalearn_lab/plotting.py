@@ -346,3 +346,271 @@ def plot_lake_trial(run, query_index=0, predicted=None, *, size=0.75):
     fig.suptitle(f"Lake {run.name}, query {query_index + 1}: which candidate is the same character? "
                  f"(answer framed green{verdict})", fontsize=9)
     return fig
+
+
+# --- lesson 05 ---
+# Siamese networks and the contrastive loss: pure figure functions (each returns the figure).
+
+
+def plot_siamese_diagram(x1, x2, *, same=None, title="A Siamese network: two inputs, one set of weights"):
+    """Draw the twin network: two images → the same embedding net f_θ → z1, z2 → distance → loss.
+
+    Parameters
+    ----------
+    x1, x2 : Tensor ``[1, H, W]`` or ``[H, W]``
+        The two images of a pair (ink = 1).
+    same : int or None
+        1 (same class) or 0 (different classes), written on the figure when given.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 4)
+    ax.axis("off")
+    for row, (img, name) in enumerate(((x1, "$x_1$"), (x2, "$x_2$"))):
+        y = 3.0 - 2.0 * row
+        inset = ax.inset_axes((0.1, y - 0.6, 1.2, 1.2), transform=ax.transData)
+        inset.imshow(img.detach().reshape(img.shape[-2], img.shape[-1]).cpu().numpy(), cmap="gray_r")
+        inset.set_xticks([])
+        inset.set_yticks([])
+        ax.text(0.7, y + 0.72, name, ha="center", fontsize=12)
+        box = FancyBboxPatch((2.2, y - 0.45), 2.0, 0.9, boxstyle="round,pad=0.05", fc="#cfe2f3", ec="#1f4e79")
+        ax.add_patch(box)
+        ax.text(3.2, y, r"$f_\theta$ (EmbeddingNet)", ha="center", va="center", fontsize=10)
+        ax.annotate("", xy=(2.15, y), xytext=(1.4, y), arrowprops=dict(arrowstyle="->"))
+        ax.annotate("", xy=(5.2, y), xytext=(4.3, y), arrowprops=dict(arrowstyle="->"))
+        ax.text(5.6, y, f"$z_{row + 1}$", ha="center", va="center", fontsize=12)
+        ax.annotate("", xy=(6.6, 2.0 + 0.15 * (1 - 2 * row)), xytext=(5.9, y), arrowprops=dict(arrowstyle="->"))
+    ax.annotate("", xy=(3.2, 1.55), xytext=(3.2, 2.45), arrowprops=dict(arrowstyle="<->", ls="--", color="#b45f06"))
+    ax.text(3.35, 2.0, "shared weights θ", color="#b45f06", va="center", fontsize=10)
+    ax.text(7.4, 2.0, r"$d=\|z_1-z_2\|$", ha="center", va="center", fontsize=12,
+            bbox=dict(boxstyle="round", fc="#fff2cc", ec="#bf9000"))
+    ax.annotate("", xy=(8.7, 2.0), xytext=(8.25, 2.0), arrowprops=dict(arrowstyle="->"))
+    label = "" if same is None else f"\nsame = {int(same)}"
+    ax.text(9.35, 2.0, f"loss$(d, y)${label}", ha="center", va="center", fontsize=11)
+    ax.set_title(title)
+    return fig
+
+
+def plot_contrastive_loss(margin=1.0, *, ax=None, points=None, d_max=None):
+    """The contrastive loss of one pair against its distance d, for both labels.
+
+    ``same = 1``: ``d²`` (pull together); ``same = 0``: ``max(0, margin − d)²`` (push apart until
+    the margin). ``points`` is an optional list of ``(d, same)`` pairs drawn as markers.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.siamese import contrastive_loss
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    d_max = d_max or max(2.5, 1.5 * margin)
+    d = torch.linspace(0, d_max, 301)
+    z1 = torch.zeros(len(d), 1)
+    z2 = d[:, None]
+    per_pair = {s: torch.stack([contrastive_loss(z1[i:i + 1], z2[i:i + 1], torch.tensor([float(s)]), margin) for i in range(0, len(d))])
+                for s in (1, 0)}
+    ax.plot(d.numpy(), per_pair[1].numpy(), color="tab:blue", label=r"same = 1: $d^2$")
+    ax.plot(d.numpy(), per_pair[0].numpy(), color="tab:red", label=r"same = 0: $\max(0, m-d)^2$")
+    ax.axvline(margin, color="gray", ls=":", lw=1)
+    ax.text(margin, 0.95 * max(margin**2, 1.0), f" m = {margin:g}", color="gray", va="top")
+    for d_i, s in points or []:
+        value = d_i**2 if s else max(0.0, margin - d_i) ** 2
+        ax.plot([d_i], [value], "o", color="tab:blue" if s else "tab:red", mfc="white", ms=8)
+    ax.set_xlim(0, d_max)
+    ax.set_ylim(0, max(margin**2, 1.0) * 1.15)
+    ax.set_xlabel("distance d between the two embeddings")
+    ax.set_ylabel("loss of the pair")
+    ax.set_title(f"Contrastive loss, margin m = {margin:g}")
+    ax.legend(loc="upper right", fontsize=9)
+    return ax.figure
+
+
+def plot_contrastive_margins(margins=(0.5, 1.0, 2.0)):
+    """Static version of the margin widget: the loss against d for a few margins, side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(margins), figsize=(3.4 * len(margins), 3.2), sharey=False)
+    for ax, margin in zip(axes, margins):
+        plot_contrastive_loss(margin, ax=ax, d_max=2.5)
+        ax.legend().remove() if ax is not axes[0] else ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pair_grid(x1, x2, same, *, n=8, title="Training pairs (same = 1: same character)"):
+    """Show ``n`` pairs as two rows of images with their ``same`` label on top."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(x1))
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6))
+    for j in range(n):
+        for i, x in enumerate((x1, x2)):
+            axes[i, j].imshow(x[j].detach().reshape(x.shape[-2], x.shape[-1]).cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+        axes[0, j].set_title(f"same={int(same[j])}", fontsize=9, color="tab:blue" if same[j] else "tab:red")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_siamese_training(steps, losses, *, reference=None, smooth=20, title="Contrastive loss during training"):
+    """Loss against training step (raw and a running mean); ``reference=(steps, losses, label)`` adds a second run."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    def running_mean(values, k):
+        values = np.asarray(values, dtype=float)
+        k = max(1, min(k, len(values)))
+        return np.convolve(values, np.ones(k) / k, mode="valid"), k
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8)
+    mean, k = running_mean(losses, smooth)
+    ax.plot(np.asarray(steps)[k - 1:], mean, color="tab:blue", label=f"this lesson's run (mean of {k})")
+    if reference is not None:
+        r_steps, r_losses, r_label = reference
+        r_mean, rk = running_mean(r_losses, 50)
+        ax.plot(np.asarray(r_steps)[rk - 1:], r_mean, color="tab:orange", label=f"{r_label} (mean of {rk})")
+        ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("contrastive loss (mean over pairs)")
+    ax.set_title(title)
+    ax.legend(fontsize=9)
+    return fig
+
+
+def pca_project(x, k=2):
+    """Project rows of ``x`` ``[n, D]`` on their top ``k`` principal components (``torch.linalg.svd``).
+
+    Returns ``(points [n, k], explained)`` where ``explained`` is the share of variance kept.
+
+    >>> import torch
+    >>> p, share = pca_project(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), k=1)
+    >>> round(share, 3)
+    1.0
+    """
+    import torch
+
+    x = torch.as_tensor(x, dtype=torch.float64).flatten(1)
+    centred = x - x.mean(0)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    share = float((s[:k] ** 2).sum() / (s**2).sum().clamp_min(1e-30))
+    return (centred @ vh[:k].T).float(), share
+
+
+def plot_embedding_2d(views, labels, *, class_names=None):
+    """Scatter plots of 2-D projections coloured by class.
+
+    ``views`` is a list of ``(points [n, 2], title)``; ``labels`` ``[n]`` the class of each point.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(views), figsize=(4.6 * len(views), 4))
+    axes = [axes] if len(views) == 1 else list(axes)
+    cmap = plt.get_cmap("tab10")
+    labels = np.asarray(labels)
+    classes = sorted(set(int(c) for c in labels))
+    for ax, (points, title) in zip(axes, views):
+        points = np.asarray(points)
+        for c in classes:
+            mask = labels == c
+            name = class_names[c] if class_names is not None else f"class {c}"
+            ax.scatter(points[mask, 0], points[mask, 1], s=18, color=cmap(c % 10), label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def plot_distance_histogram(d, same, threshold=None, *, ax=None, title="Distances of same and different pairs"):
+    """Histograms of the pair distances for ``same = 1`` and ``same = 0``, with the threshold."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    d = np.asarray(d, dtype=float)
+    same = np.asarray(same).astype(bool)
+    bins = np.linspace(0, np.percentile(d, 99.5) * 1.05, 40)
+    ax.hist(d[same], bins=bins, alpha=0.6, color="tab:blue", label="same = 1")
+    ax.hist(d[~same], bins=bins, alpha=0.6, color="tab:red", label="same = 0")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("distance d between embeddings")
+    ax.set_ylabel("number of pairs")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
+def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title=None, size=0.8):
+    """One 20-way one-shot trial: the query, then the candidates with their distances to it.
+
+    The right answer is framed green; the chosen candidate, when wrong, red.
+
+    Parameters
+    ----------
+    query : Tensor ``[1, S, S]``
+    support : Tensor ``[n, 1, S, S]`` the candidates
+    chosen, answer : int
+        The classifier's choice and the right candidate.
+    distances : Tensor ``[n]``, optional
+        Embedding distance of each candidate to the query, written above it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import torch
+
+    n = len(support)
+    images = torch.cat([query.reshape(1, 1, *query.shape[-2:]), support.reshape(n, 1, *support.shape[-2:])])
+    titles = ["query"] + ([f"{float(v):.2f}" for v in distances] if distances is not None else [str(i) for i in range(n)])
+    frames = [None] * (n + 1)
+    frames[1 + int(answer)] = "#2e7d32"
+    if int(chosen) != int(answer):
+        frames[1 + int(chosen)] = "#c62828"
+    fig = show_images(images, titles, ncols=11, size=size, frame_colors=frames)
+    verdict = "right" if int(chosen) == int(answer) else "wrong"
+    fig.suptitle(title or f"chosen: candidate {int(chosen)} ({verdict}); answer framed green, a wrong choice red", fontsize=9)
+    return fig
+
+
+def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
+    """Horizontal bars of accuracy (%), ``rows`` a list of ``(label, accuracy %, kind)``, kind "ours" or "published"."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    labels = [r[0] for r in rows]
+    values = [r[1] for r in rows]
+    colors = ["tab:blue" if r[2] == "ours" else "lightgray" for r in rows]
+    ax.barh(range(len(rows)), values, color=colors, edgecolor="black")
+    for i, v in enumerate(values):
+        ax.text(v + 1, i, f"{v:.1f}%", va="center", fontsize=9)
+    ax.axvline(5, color="gray", ls=":", lw=1)
+    ax.text(5.5, len(rows) - 0.5, "chance 5%", color="gray", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("accuracy (%)")
+    ax.set_title(title + " (blue: measured here, grey: published)", fontsize=10)
+    fig.tight_layout()
+    return fig

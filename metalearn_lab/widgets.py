@@ -171,3 +171,96 @@ def episode_widget(classes, seed: int = 0):
         n_query=widgets.IntSlider(value=2, min=1, max=20, description="n_query"),
         seed=widgets.IntSlider(value=seed, min=0, max=20, description="seed"),
     )
+
+
+# --- lesson 05 ---
+# Siamese networks: the margin of the contrastive loss, the verification threshold, one-shot trials.
+
+
+def contrastive_margin_explorer(points=None):
+    """A margin slider redrawing the contrastive loss of one pair against d, for both labels.
+
+    ``points``: optional ``(d, same)`` pairs drawn as markers (e.g. the hand-computed pairs).
+    The static twin for the book is :func:`metalearn_lab.plotting.plot_contrastive_margins`.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from metalearn_lab.plotting import plot_contrastive_loss
+
+    def show(margin=1.0):
+        fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
+        plt.show(fig)
+
+    slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False)
+    return widgets.interactive(show, margin=slider)
+
+
+def threshold_explorer(d_train, same_train, d_test, same_test):
+    """A threshold slider over the distance histograms; prints training and held-out verification accuracy.
+
+    ``d_*`` ``[P]`` pair distances, ``same_*`` ``[P]`` labels (1 = same class). The static twin is
+    :func:`metalearn_lab.plotting.plot_distance_histogram` with the chosen threshold.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.plotting import plot_distance_histogram
+
+    d_train, d_test = torch.as_tensor(d_train), torch.as_tensor(d_test)
+    same_train, same_test = torch.as_tensor(same_train).float(), torch.as_tensor(same_test).float()
+
+    def accuracy(d, same, t):
+        return float(((d < t).float() == same).float().mean())
+
+    def show(threshold):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
+        plot_distance_histogram(d_train, same_train, threshold, ax=axes[0],
+                                title=f"training pairs: accuracy {100 * accuracy(d_train, same_train, threshold):.1f}%")
+        plot_distance_histogram(d_test, same_test, threshold, ax=axes[1],
+                                title=f"held-out pairs: accuracy {100 * accuracy(d_test, same_test, threshold):.1f}%")
+        fig.tight_layout()
+        plt.show(fig)
+
+    top = float(torch.quantile(torch.cat([d_train, d_test]).float(), 0.99))
+    slider = widgets.FloatSlider(value=top / 3, min=0.0, max=top, step=top / 100, description="threshold",
+                                 readout_format=".2f", continuous_update=False)
+    return widgets.interactive(show, threshold=slider)
+
+
+def one_shot_trial_browser(model, runs):
+    """Browse Lake's runs: pick a run and a trial, see the query, the 20 candidates and the model's choice.
+
+    ``model`` maps images ``[B, 1, S, S]`` to embeddings; ``runs`` from
+    :func:`metalearn_lab.data.load_lake_runs`. The static twin is
+    :func:`metalearn_lab.plotting.plot_one_shot_trial`.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.plotting import plot_one_shot_trial
+
+    model.eval()
+    cache = {}
+
+    def distances(run_index):
+        if run_index not in cache:
+            run = runs[run_index]
+            with torch.no_grad():
+                cache[run_index] = torch.cdist(model(run.query), model(run.support))
+        return cache[run_index]
+
+    def show(run=1, trial=1):
+        r = runs[run - 1]
+        d = distances(run - 1)[trial - 1]
+        fig = plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d,
+                                  title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
+        plt.show(fig)
+
+    return widgets.interactive(
+        show,
+        run=widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
+        trial=widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
+    )
