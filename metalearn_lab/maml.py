@@ -271,3 +271,297 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     0.5
     """
     return (logits.argmax(-1) == labels).float().mean(-1)
+
+
+# --- lesson 03 helpers ---
+# The meta-gradient written out: Hessian-vector products, finite differences, the closed form for
+# linear regression, gradient comparisons, and the measured cost of one meta-gradient.
+
+
+def meta_gradient(
+    model: torch.nn.Module,
+    params: Mapping[str, torch.Tensor],
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    loss_fn: LossFn,
+    *,
+    inner_steps: int,
+    inner_lr: InnerLR,
+    first_order: bool = False,
+    vectorize: bool | None = None,
+    buffers: Mapping[str, torch.Tensor] | None = None,
+) -> Params:
+    r"""The gradient of :func:`meta_loss` with respect to ``params``, as a dict name → Tensor.
+
+    Second-order (``first_order=False``): :math:`\nabla_\theta \frac1B\sum_i \mathcal{L}^{(i)}_{\text{query}}(\theta'_i)`,
+    through every inner step. First-order: the query gradients at the adapted points,
+    :math:`\frac1B\sum_i \nabla \mathcal{L}^{(i)}_{\text{query}}(\theta'_i)`.
+    ``params`` are used as given; leaves that do not require grad are made to (on a detached copy).
+
+    Examples
+    --------
+    >>> from metalearn_lab.models import SineMLP
+    >>> from metalearn_lab.data.sinusoid import SinusoidTasks
+    >>> model = SineMLP()
+    >>> batch = SinusoidTasks().sample(2, 5, generator=torch.Generator().manual_seed(0)).as_tuple()
+    >>> g = meta_gradient(model, dict(model.named_parameters()), batch, torch.nn.functional.mse_loss,
+    ...                   inner_steps=1, inner_lr=0.01)
+    >>> g["net.0.weight"].shape
+    torch.Size([40, 1])
+    """
+    params = {k: (v if v.requires_grad else v.detach().requires_grad_()) for k, v in params.items()}
+    with torch.enable_grad():
+        loss, _ = meta_loss(model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
+                            first_order=first_order, vectorize=vectorize, buffers=buffers)
+        grads = torch.autograd.grad(loss, list(params.values()))
+    return dict(zip(params, grads))
+
+
+def hessian_vector_product(
+    f: Callable[[Params], torch.Tensor], params: Mapping[str, torch.Tensor], v: Mapping[str, torch.Tensor]
+) -> Params:
+    r"""The Hessian of a scalar function of a parameter dict times a vector: :math:`\nabla^2 f(\theta)\, v`.
+
+    Reverse-over-reverse: the vector-Jacobian product of :math:`\nabla f` with ``v``
+    (:func:`torch.func.vjp` of :func:`torch.func.grad`, the same as a double backward), which is
+    :math:`H^\top v = H v` because the Hessian is symmetric. It costs about as much as two or three
+    gradients and never builds the :math:`P \times P` Hessian. (Forward-over-reverse,
+    ``jvp(grad(f))``, is the other classic; with ``mse_loss`` or stacked ``nn.Linear`` layers it
+    still raises "ZeroTensors are immutable" in PyTorch 2.13, pytorch/pytorch issues #112013 and
+    #123996, so we do not use it here.)
+
+    Parameters
+    ----------
+    f : callable ``params -> scalar tensor``
+    params : dict name → Tensor, the point :math:`\theta`
+    v : dict name → Tensor, same keys and shapes as ``params``
+
+    Returns
+    -------
+    dict name → Tensor, :math:`H v` with the shapes of ``params``.
+
+    Examples
+    --------
+    >>> A = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
+    >>> f = lambda p: 0.5 * p["w"] @ A @ p["w"]          # Hessian = A
+    >>> hessian_vector_product(f, {"w": torch.zeros(2)}, {"w": torch.tensor([1.0, 0.0])})["w"]
+    tensor([2., 1.])
+    """
+    from torch.func import vjp
+
+    if set(v) != set(params):
+        raise ValueError(f"v must have the keys of params; missing {sorted(set(params) - set(v))}, "
+                         f"unexpected {sorted(set(v) - set(params))}")
+    primals = {k: params[k] for k in params}
+    tangents = {k: v[k].to(params[k].dtype) for k in params}
+    _, pullback = vjp(grad(f), primals)
+    (hv,) = pullback(tangents)
+    return hv
+
+
+def finite_difference_gradient(
+    f: Callable[[Params], torch.Tensor], params: Mapping[str, torch.Tensor], eps: float = 1e-6
+) -> Params:
+    r"""Central finite differences of a scalar function, one coordinate at a time.
+
+    :math:`\partial f/\partial\theta_j \approx (f(\theta + \varepsilon e_j) - f(\theta - \varepsilon e_j)) / 2\varepsilon`,
+    with error :math:`O(\varepsilon^2)`. Two calls of ``f`` per number in ``params``: use it on
+    tiny models in float64 (the reference a gradient check compares autograd with).
+
+    Examples
+    --------
+    >>> f = lambda p: (p["w"] ** 3).sum()
+    >>> g = finite_difference_gradient(f, {"w": torch.tensor([1.0, 2.0], dtype=torch.float64)})
+    >>> torch.allclose(g["w"], torch.tensor([3.0, 12.0], dtype=torch.float64))
+    True
+    """
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"eps must be a number > 0 (e.g. 1e-6 in float64), got {eps!r}")
+    base = {k: v.detach().clone() for k, v in params.items()}
+    out: Params = {}
+    with torch.no_grad():
+        for name, value in base.items():
+            g = torch.zeros_like(value)
+            flat, gflat = value.view(-1), g.view(-1)
+            for j in range(flat.numel()):
+                old = float(flat[j])
+                flat[j] = old + eps
+                up = float(f(base))
+                flat[j] = old - eps
+                down = float(f(base))
+                flat[j] = old
+                gflat[j] = (up - down) / (2 * eps)
+            out[name] = g
+    return out
+
+
+def linear_regression_meta_gradient(
+    theta: torch.Tensor,
+    x_support: torch.Tensor,
+    y_support: torch.Tensor,
+    x_query: torch.Tensor,
+    y_query: torch.Tensor,
+    *,
+    inner_lr: float,
+    inner_steps: int = 1,
+    first_order: bool = False,
+) -> torch.Tensor:
+    r"""Closed-form MAML meta-gradient for linear regression with the mean squared error.
+
+    With :math:`\mathcal{L}(w) = \lVert Xw - y\rVert^2 / n`, the gradient is
+    :math:`\frac2n X^\top (Xw - y)` and the Hessian is the constant :math:`A = \frac2n X^\top X`.
+    One inner step is :math:`\theta_{k+1} = \theta_k - \alpha \frac2n X_s^\top (X_s\theta_k - y_s)`,
+    whose Jacobian is :math:`I - \alpha A_s`; after :math:`K` steps
+
+    .. math:: \nabla_\theta \mathcal{L}_q(\theta_K) = \big((I - \alpha A_s)^K\big)^\top \tfrac2m X_q^\top (X_q \theta_K - y_q).
+
+    First-order MAML keeps only :math:`\frac2m X_q^\top (X_q \theta_K - y_q)`.
+
+    Parameters
+    ----------
+    theta : Tensor ``[d]``
+    x_support : ``[n, d]``;  y_support : ``[n]``;  x_query : ``[m, d]``;  y_query : ``[m]``
+    inner_lr : float > 0;  inner_steps : int >= 0;  first_order : bool
+
+    Returns
+    -------
+    Tensor ``[d]``
+
+    Examples
+    --------
+    >>> x = torch.eye(2, dtype=torch.float64); y = torch.ones(2, dtype=torch.float64)
+    >>> linear_regression_meta_gradient(torch.zeros(2, dtype=torch.float64), x, y, x, y, inner_lr=0.25)
+    tensor([-0.5625, -0.5625], dtype=torch.float64)
+    """
+    check_inner_loop(inner_steps, inner_lr)
+    if theta.dim() != 1 or x_support.dim() != 2 or x_query.dim() != 2:
+        raise ValueError(f"theta must be [d] and x_support, x_query [n, d]; got {tuple(theta.shape)}, "
+                         f"{tuple(x_support.shape)}, {tuple(x_query.shape)}")
+    n, m = x_support.shape[0], x_query.shape[0]
+    a_support = 2.0 / n * x_support.T @ x_support
+    step_jacobian = torch.eye(theta.numel(), dtype=theta.dtype) - inner_lr * a_support
+    adapted = theta
+    for _ in range(inner_steps):
+        adapted = adapted - inner_lr * 2.0 / n * x_support.T @ (x_support @ adapted - y_support)
+    query_grad = 2.0 / m * x_query.T @ (x_query @ adapted - y_query)
+    if first_order:
+        return query_grad
+    return torch.linalg.matrix_power(step_jacobian, inner_steps).T @ query_grad
+
+
+def compare_gradients(reference: Mapping[str, torch.Tensor] | torch.Tensor,
+                      other: Mapping[str, torch.Tensor] | torch.Tensor) -> tuple[float, float]:
+    r"""Cosine similarity and relative error of ``other`` against ``reference``, over all entries.
+
+    Returns ``(cos, rel)`` with :math:`\cos = \langle r, o\rangle / (\lVert r\rVert \lVert o\rVert)`
+    and :math:`\text{rel} = \lVert o - r\rVert / \lVert r\rVert`.
+
+    >>> compare_gradients({"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([1.0, 1.0])})
+    (0.7071067690849304, 1.0)
+    """
+    def flat(g):
+        if isinstance(g, torch.Tensor):
+            return g.detach().reshape(-1)
+        return torch.cat([g[k].detach().reshape(-1) for k in sorted(g)])
+
+    if not isinstance(reference, torch.Tensor) and not isinstance(other, torch.Tensor) and set(reference) != set(other):
+        raise ValueError(f"gradients must have the same keys, got {sorted(reference)} and {sorted(other)}")
+    r, o = flat(reference), flat(other)
+    if r.shape != o.shape:
+        raise ValueError(f"gradients must have the same number of entries, got {r.numel()} and {o.numel()}")
+    cos = float(torch.dot(r, o) / (r.norm() * o.norm()).clamp_min(torch.finfo(r.dtype).tiny))
+    rel = float((o - r).norm() / r.norm().clamp_min(torch.finfo(r.dtype).tiny))
+    return cos, rel
+
+
+def peak_saved_tensor_bytes(fn: Callable[[], object]) -> tuple[object, int]:
+    r"""Run ``fn()`` and measure the peak memory autograd holds for the backward pass, in bytes.
+
+    Every tensor that an operation saves for its backward goes through
+    :func:`torch.autograd.graph.saved_tensors_hooks`; we count the bytes of its storage while it
+    is alive (a storage shared by several saved tensors counts once; it is released when the
+    graph node that saved it is freed, e.g. after an inner ``torch.autograd.grad`` without
+    ``create_graph``). The peak of that live total is the memory the meta-gradient's graph
+    needs on top of the model and the data, which is what grows with the inner steps.
+
+    Returns ``(fn's result, peak bytes)``.
+
+    >>> x = torch.ones(1000, requires_grad=True)
+    >>> _, peak = peak_saved_tensor_bytes(lambda: (x.exp() * 2).sum())
+    >>> peak  # exp saves its 1000-float result (4000 bytes)
+    4000
+    """
+    live: dict[tuple[int, int], int] = {}
+    total = [0, 0]  # live bytes, peak bytes
+
+    class _Saved:
+        __slots__ = ("tensor", "key")
+
+        def __init__(self, tensor, key):
+            self.tensor, self.key = tensor, key
+
+        def __del__(self):
+            count = live.get(self.key, 0) - 1
+            if count <= 0:
+                live.pop(self.key, None)
+                total[0] -= self.key[1]
+            else:
+                live[self.key] = count
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes())
+        if key not in live:
+            total[0] += key[1]
+            total[1] = max(total[1], total[0])
+        live[key] = live.get(key, 0) + 1
+        return _Saved(tensor, key)
+
+    def unpack(saved):
+        return saved.tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        result = fn()
+    return result, total[1]
+
+
+def meta_gradient_cost(
+    model: torch.nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    loss_fn: LossFn,
+    *,
+    inner_steps: int,
+    inner_lr: float,
+    first_order: bool,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """Wall time and graph memory of one meta-gradient (forward through the inner loop + backward).
+
+    Uses the per-task loop (``vectorize=False``, the path whose saved tensors the hooks see).
+    Returns ``{"seconds": fastest of repeats, "saved_mb": peak saved-tensor MB}`` (see
+    :func:`peak_saved_tensor_bytes`). The fastest run is the one least disturbed by other
+    programs on the machine.
+
+    >>> from metalearn_lab.models import SineMLP
+    >>> from metalearn_lab.data.sinusoid import SinusoidTasks
+    >>> batch = SinusoidTasks().sample(2, 5, generator=torch.Generator().manual_seed(0)).as_tuple()
+    >>> cost = meta_gradient_cost(SineMLP(), batch, torch.nn.functional.mse_loss, inner_steps=1, inner_lr=0.01,
+    ...                           first_order=False, repeats=1)
+    >>> sorted(cost), cost["saved_mb"] > 0
+    (['saved_mb', 'seconds'], True)
+    """
+    import time
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    best, peak = math.inf, 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        (loss, _), saved = peak_saved_tensor_bytes(lambda: meta_loss(
+            model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
+            first_order=first_order, vectorize=False, buffers=buffers))
+        torch.autograd.grad(loss, list(params.values()))
+        best = min(best, time.perf_counter() - start)
+        peak = max(peak, saved)
+    return {"seconds": best, "saved_mb": peak / 2**20}
