@@ -1,0 +1,55 @@
+"""Tests for metalearn_lab.baselines: the pooled-training ("pretrained") baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metalearn_lab.baselines import pretrain
+from metalearn_lab.data.sinusoid import SinusoidTasks
+from metalearn_lab.models import SineMLP
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_pretrain_fits_a_fixed_function():
+    torch.manual_seed(0)
+    model = SineMLP()
+    x = torch.linspace(-5, 5, 50)[:, None]
+    y = 0.5 * x
+    losses = pretrain(model, lambda: (x, y), F.mse_loss, iterations=150, lr=1e-2, progress=False)
+    assert len(losses) == 150
+    assert losses[-1] < 0.05 * losses[0], (losses[0], losses[-1])
+    with torch.no_grad():
+        assert float(F.mse_loss(model(x), y)) == pytest.approx(losses[-1], rel=0.5, abs=1e-2)
+
+
+def test_pretrain_on_pooled_sines_learns_the_mean_near_zero():
+    torch.manual_seed(0)
+    model = SineMLP()
+    tasks, generator = SinusoidTasks(), torch.Generator().manual_seed(0)
+
+    def sample():
+        b = tasks.sample(25, 10, generator=generator)
+        return b.x_support.reshape(-1, 1), b.y_support.reshape(-1, 1)
+
+    pretrain(model, sample, F.mse_loss, iterations=100, progress=False)
+    # averaged over random phases the best pooled fit is small everywhere: far below the sines' spread
+    x = torch.linspace(-5, 5, 100)[:, None]
+    with torch.no_grad():
+        assert float(model(x).abs().max()) < 1.5
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(iterations=0), "iterations"), (dict(iterations=2.0), "iterations"),
+                                           (dict(iterations=2, lr=0.0), "lr"), (dict(iterations=2, lr="1"), "lr")])
+def test_pretrain_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pretrain(SineMLP(), lambda: (torch.zeros(2, 1), torch.zeros(2, 1)), F.mse_loss, progress=False, **kwargs)
