@@ -108,32 +108,32 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
             eval_every=5000, checkpoint_every=5000, eval_inner_steps=10,
         ),
         ExperimentConfig(
-            "omniglot-maml-5w1s", "maml", iterations=3000, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
+            "omniglot-maml-5w1s", "maml", iterations=1500, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
             inner_steps=1, inner_lr=0.4, eval_inner_steps=3, eval_every=500, checkpoint_every=100,
-            note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees about 1/80 of those tasks",
+            note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees under 1% of those tasks",
         ),
         ExperimentConfig(
-            "omniglot-fomaml-5w1s", "maml", iterations=4000, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
+            "omniglot-fomaml-5w1s", "maml", iterations=2500, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
             inner_steps=1, inner_lr=0.4, first_order=True, eval_inner_steps=3, eval_every=500, checkpoint_every=100,
-            note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees about 1/80 of those tasks",
+            note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees under 1% of those tasks",
         ),
         ExperimentConfig(
-            "omniglot-protonet-5w1s", "protonet", iterations=3000, n_way=5, k_shot=1, n_query=5, train_way=20,
-            meta_batch_size=1, lr_decay_every=1000, eval_every=500, checkpoint_every=500,
+            "omniglot-protonet-5w1s", "protonet", iterations=2000, n_way=5, k_shot=1, n_query=5, train_way=20,
+            meta_batch_size=1, lr_decay_every=700, eval_every=500, checkpoint_every=500,
             note="Snell et al. train with 60-way episodes; this CPU run trains with 20-way episodes",
         ),
         ExperimentConfig(
-            "omniglot-protonet-20w1s", "protonet", iterations=2000, n_way=20, k_shot=1, n_query=5, train_way=40,
-            meta_batch_size=1, lr_decay_every=700, eval_every=500, checkpoint_every=500,
+            "omniglot-protonet-20w1s", "protonet", iterations=1500, n_way=20, k_shot=1, n_query=5, train_way=40,
+            meta_batch_size=1, lr_decay_every=500, eval_every=500, checkpoint_every=500,
             note="Snell et al. train with 60-way episodes; this CPU run trains with 40-way episodes",
         ),
         ExperimentConfig(
-            "omniglot-reptile-5w1s", "reptile", iterations=1000, meta_batch_size=5, n_way=5, k_shot=1, n_query=5,
+            "omniglot-reptile-5w1s", "reptile", iterations=600, meta_batch_size=5, n_way=5, k_shot=1, n_query=5,
             inner_steps=5, inner_lr=0.1, outer_lr=1.0, eval_inner_steps=20, eval_every=250, checkpoint_every=100,
             note="Reptile with plain SGD inner steps (Nichol et al. use Adam, 10 shots, 100,000 steps) on 5 examples a class; outer step annealed 1→0",
         ),
         ExperimentConfig(
-            "omniglot-siamese", "siamese", iterations=3000, meta_batch_size=64, margin=1.0, embedding_dim=64,
+            "omniglot-siamese", "siamese", iterations=2000, meta_batch_size=64, margin=1.0, embedding_dim=64,
             eval_every=1000, checkpoint_every=500, n_way=20, k_shot=1,
             note="trained on the 30 background alphabets only; tested on Lake's 20 within-alphabet runs",
         ),
@@ -345,6 +345,17 @@ def _commit() -> str:
         return "unknown"
 
 
+# Changing these does not change what a run is: a run can be resumed with more (or fewer) steps.
+_SCHEDULE_FIELDS = {"iterations", "eval_every", "checkpoint_every", "note"}
+
+
+def _same_run(stored: dict[str, Any], requested: dict[str, Any]) -> bool:
+    def core(d):
+        return {k: v for k, v in d.items() if k not in _SCHEDULE_FIELDS}
+
+    return core(stored) == core(requested)
+
+
 def run_dir(name: str, runs: str | os.PathLike | None = None) -> Path:
     return Path(runs) if runs is not None else paths.runs_dir() / name
 
@@ -377,13 +388,13 @@ def train_experiment(
     start, history, spent = 0, History(), {"cpu_s": 0.0, "wall_s": 0.0}
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["config"] != config.to_dict():
+        if not _same_run(ckpt["config"], config.to_dict()):
             raise FileExistsError(f"{ckpt_path} belongs to a run with a different config; move it away or choose --out")
         if resume:
             model.load_state_dict(ckpt["model"])
             if optimizer is not None and ckpt.get("optimizer"):
                 optimizer.load_state_dict(ckpt["optimizer"])
-            start, history = ckpt["step"], History.from_dict(ckpt["history"])
+            start, history = min(ckpt["step"], config.iterations), History.from_dict(ckpt["history"])
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
             if scheduler is not None:
                 for _ in range(start):
@@ -403,7 +414,7 @@ def train_experiment(
 
     def on_checkpoint(step, hist):
         save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics=timings(), history=hist,
-                        optimizer=optimizer, step=step, overwrite=False)
+                        optimizer=optimizer, step=step, overwrite=True)  # same run (checked above)
 
     def evaluate_fn():
         return evaluate_experiment(config, model, n_tasks=config.eval_tasks_during_training, device=device)["mean"]
@@ -420,7 +431,7 @@ def train_experiment(
         "torch": torch.__version__, "commit": _commit(), "history": history.as_dict(),
     })
     save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics={**spent_now, "mean": results["mean"], "ci95": results["ci95"]},
-                    history=history, optimizer=optimizer, step=config.iterations)
+                    history=history, optimizer=optimizer, step=config.iterations, overwrite=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
