@@ -129,7 +129,7 @@ def show_images(images, titles=None, ncols=10, *, axes=None, cmap="gray_r", size
             spine.set_edgecolor(color or "0.8")
             spine.set_linewidth(3 if color else 0.5)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, y=1.0 + 0.12 / max(1, len(flat) // max(1, int(ncols))))
     return fig
 
 
@@ -182,13 +182,15 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
     k = max(len(r) for r in rows_s)
     q = max(len(r) for r in rows_q)
     n = len(labels)
-    fig = _plt.figure(figsize=(size * (k + q) + 1.2, size * n * 1.05 + 0.8))
-    left, right = fig.subfigures(1, 2, width_ratios=[k + 0.6, q + 0.3], wspace=0.02)
-    for sub, rows, width, name in ((left, rows_s, k, "support"), (right, rows_q, q, "query")):
-        axes = sub.subplots(n, width, squeeze=False)
-        for r, (c, row) in enumerate(zip(labels, rows)):
-            for j in range(width):
-                ax = axes[r, j]
+    width, height = size * (k + q + 0.4) + 0.9, size * n * 1.08 + 0.75
+    fig, axes = _plt.subplots(n, k + 1 + q, figsize=(width, height), squeeze=False,
+                              gridspec_kw={"width_ratios": [1] * k + [0.4] + [1] * q, "wspace": 0.08, "hspace": 0.08})
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.05 / width, bottom=0.05 / height, top=1 - 0.55 / height)
+    for r, c in enumerate(labels):
+        axes[r, k].axis("off")
+        for offset, row, count in ((0, rows_s[r], k), (k + 1, rows_q[r], q)):
+            for j in range(count):
+                ax = axes[r, offset + j]
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if j < len(row):
@@ -196,12 +198,14 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
                     ax.imshow((img[0] if img.dim() == 3 else img).numpy(), cmap="gray_r", vmin=0, vmax=1)
                 else:
                     ax.axis("off")
-            if name == "support":
-                axes[r, 0].set_ylabel(f"label {c}", rotation=0, ha="right", va="center", fontsize=8)
-        sub.suptitle(f"{name} set", fontsize=10)
+        axes[r, 0].set_ylabel(f"label {c}", rotation=0, ha="right", va="center", fontsize=8)
+    for first, last, name in ((0, k - 1, "support set"), (k + 1, k + q, "query set")):
+        box0, box1 = axes[0, first].get_position(), axes[0, last].get_position()
+        fig.text((box0.x0 + box1.x1) / 2, box0.y1 + 0.1 / height, name, ha="center", va="bottom", fontsize=9)
     k_shot = int((y_support == labels[0]).sum()) if labels else 0
     q_shot = int((y_query == labels[0]).sum()) if labels else 0
-    fig.suptitle(suptitle or f"{n}-way {k_shot}-shot episode, {q_shot} queries per class", y=1.07)
+    fig.suptitle(suptitle or f"{n}-way {k_shot}-shot episode, {q_shot} queries per class",
+                 y=1 - 0.02 / height, va="top", fontsize=10)
     return fig
 
 
