@@ -465,3 +465,173 @@ def check_ci95(ci95) -> None:
                     break
             raise AssertionError(f"half-width {half:.4f} should be {want_half:.4f} for n = {n} values; looks like {hint}")
     print("Right: mean ± 1.96 · s / √n, with s the sample standard deviation (n - 1).")
+
+
+# --- lesson 03 ---
+# Exercise checkers for 03_maml_math: a Hessian-vector product, and the fixed "find the bug" meta-gradient.
+
+
+def _l03_tiny_task(seed: int = 0, hidden: int = 8):
+    """A float64 SineMLP(hidden) and one sinusoid task: (model, x_support, y_support, x_query, y_query)."""
+    import torch
+
+    from metalearn_lab.models import SineMLP
+
+    torch.manual_seed(seed)
+    model = SineMLP(hidden=hidden).double()
+    g = torch.Generator().manual_seed(seed)
+    x_support = torch.rand(6, 1, generator=g, dtype=torch.float64) * 10 - 5
+    x_query = torch.rand(8, 1, generator=g, dtype=torch.float64) * 10 - 5
+    amplitude, phase = 1 + 3 * torch.rand(1, generator=g, dtype=torch.float64), torch.rand(1, generator=g, dtype=torch.float64)
+    return model, x_support, amplitude * torch.sin(x_support - phase), x_query, amplitude * torch.sin(x_query - phase)
+
+
+def _l03_as_dict(out, names, what):
+    from collections.abc import Mapping
+
+    import torch
+
+    assert out is not None, f"{what} returned None: replace the placeholder with your code"
+    if isinstance(out, Mapping):
+        assert set(out) == set(names), (f"{what} must return a dict with one entry per parameter; missing "
+                                        f"{sorted(set(names) - set(out))}, unexpected {sorted(set(out) - set(names))}")
+        out = dict(out)
+    elif isinstance(out, (tuple, list)) and len(out) == len(names) and all(isinstance(t, torch.Tensor) for t in out):
+        out = dict(zip(names, out))
+    else:
+        raise AssertionError(f"{what} should return a dict name -> tensor (like dict(model.named_parameters())), "
+                             f"got {type(out).__name__}")
+    for k, v in out.items():
+        assert isinstance(v, torch.Tensor), f"entry {k!r} should be a tensor, got {type(v).__name__}"
+    return out
+
+
+def _l03_rel(a, b) -> float:
+    from metalearn_lab.maml import compare_gradients
+
+    return compare_gradients(b, {k: a[k].to(b[k].dtype) for k in b})[1]
+
+
+def check_hessian_vector_product(hvp) -> None:
+    r"""Check ``hvp(f, params, v) -> dict``: :math:`\nabla^2 f(\theta)\,v` for a scalar ``f(params)``.
+
+    Tested on the support loss of a small float64 sine MLP (``params`` are leaves with
+    ``requires_grad=True``) and on a quadratic whose Hessian is known, against
+    :func:`metalearn_lab.maml.hessian_vector_product`.
+
+    >>> from metalearn_lab.maml import hessian_vector_product
+    >>> check_hessian_vector_product(hessian_vector_product)
+    ✓ H·v matches the library on a quadratic and on a sine MLP's support loss (never forming H).
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from metalearn_lab.maml import hessian_vector_product
+
+    model, x_support, y_support, _, _ = _l03_tiny_task(1)
+    matrix = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
+    cases = [
+        ("the quadratic f(w) = ½ wᵀAw + bᵀw (Hessian A)",
+         lambda p: 0.5 * p["w"] @ matrix @ p["w"] + p["w"].sum(),
+         {"w": torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)}),
+        ("a sine MLP's support loss",
+         lambda p: F.mse_loss(functional_call(model, p, (x_support,)), y_support),
+         {k: v.detach().clone() for k, v in model.named_parameters()}),
+    ]
+    for what, f, point in cases:
+        g = torch.Generator().manual_seed(7)
+        v = {k: torch.randn(t.shape, generator=g, dtype=torch.float64) for k, t in point.items()}
+        params = {k: t.clone().requires_grad_() for k, t in point.items()}
+        try:
+            out = hvp(f, params, v)
+        except RuntimeError as error:
+            hint = ""
+            if "does not require grad" in str(error):
+                hint = (" The first torch.autograd.grad needs create_graph=True, so that the gradient can be "
+                        "differentiated once more.")
+            raise AssertionError(f"hvp raised RuntimeError on {what}: {error}.{hint}") from error
+        got = _l03_as_dict(out, list(params), "hvp")
+        want = hessian_vector_product(f, point, v)
+        for k in want:
+            assert tuple(got[k].shape) == tuple(want[k].shape), (
+                f"entry {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)} (the shape of the parameter)")
+        rel = _l03_rel(got, want)
+        if rel < 1e-8:
+            continue
+        gradient = dict(zip(params, torch.autograd.grad(f(params), list(params.values()))))
+        if _l03_rel(got, gradient) < 1e-8:
+            raise AssertionError(f"on {what} hvp returned the gradient ∇f, not H·v: differentiate the dot "
+                                 "product ⟨∇f, v⟩ once more (a second torch.autograd.grad)")
+        if _l03_rel(got, v) < 1e-8:
+            raise AssertionError(f"on {what} hvp returned v itself: the result is the gradient of ⟨∇f(θ), v⟩ with respect to θ")
+        for factor, text in ((-1.0, "has the wrong sign"), (2.0, "is twice too large"), (0.5, "is half as large as it should be")):
+            if _l03_rel(got, {k: factor * t for k, t in want.items()}) < 1e-8:
+                raise AssertionError(f"on {what} your H·v {text}")
+        raise AssertionError(f"on {what} your H·v differs from the library's by a relative error of {rel:.2e}: "
+                             "compute g = ∇f(θ) with create_graph=True, then the gradient of Σ_k ⟨g_k, v_k⟩ w.r.t. θ")
+    print("✓ H·v matches the library on a quadratic and on a sine MLP's support loss (never forming H).")
+
+
+def check_meta_gradient(meta_gradient_fn) -> None:
+    r"""Check a fixed "find the bug" function against :func:`metalearn_lab.maml.meta_gradient`.
+
+    ``meta_gradient_fn(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr)``
+    must return the MAML meta-gradient of one task, :math:`\nabla_\theta \mathcal{L}_{\text{query}}(\theta')`
+    with :math:`\theta'` after ``inner_steps`` steps of gradient descent on the support loss, as a
+    dict name → Tensor, and leave the model's weights :math:`\theta` unchanged.
+
+    >>> import torch
+    >>> from metalearn_lab.maml import meta_gradient
+    >>> def fixed(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
+    ...     batch = (xs[None], ys[None], xq[None], yq[None])
+    ...     return meta_gradient(model, dict(model.named_parameters()), batch, loss_fn,
+    ...                          inner_steps=inner_steps, inner_lr=inner_lr)
+    >>> check_meta_gradient(fixed)
+    ✓ second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from metalearn_lab.maml import meta_gradient
+
+    inner_lr = 0.05
+    for inner_steps in (1, 3):
+        model, xs, ys, xq, yq = _l03_tiny_task(2)
+        names = [k for k, _ in model.named_parameters()]
+        before = {k: v.detach().clone() for k, v in model.named_parameters()}
+        batch = (xs[None], ys[None], xq[None], yq[None])
+
+        def reference(first_order, params=None):
+            params = before if params is None else params
+            return meta_gradient(model, params, batch, F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr,
+                                 first_order=first_order)
+
+        out = meta_gradient_fn(model, xs, ys, xq, yq, F.mse_loss, inner_steps, inner_lr)
+        after = {k: v.detach().clone() for k, v in model.named_parameters()}
+        changed = [k for k in names if not torch.equal(after[k], before[k])]
+        got = _l03_as_dict(out, names, "your meta-gradient function")
+        want = reference(False)
+        for k in want:
+            assert tuple(got[k].shape) == tuple(want[k].shape), (
+                f"gradient {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)}")
+        if changed:
+            raise AssertionError(
+                f"your function changed the model's own weights in place ({changed[0]}, ...): the initialisation θ "
+                "that MAML learns is lost after one task. Adapt a parameter dict instead "
+                "(θ' = {k: p - inner_lr * g}) and evaluate it with torch.func.functional_call")
+        rel = _l03_rel(got, want)
+        if rel < 1e-8:
+            continue
+        if _l03_rel(got, reference(True)) < 1e-8:
+            raise AssertionError(
+                f"with inner_steps={inner_steps} you return the first-order gradient ∇L_query(θ'): the inner "
+                "gradients were treated as constants. Compute them with torch.autograd.grad(..., create_graph=True) "
+                "so the meta-gradient includes the (I - α∇²L_support) factors")
+        fewer = meta_gradient(model, before, batch, F.mse_loss, inner_steps=inner_steps - 1, inner_lr=inner_lr)
+        if _l03_rel(got, fewer) < 1e-8:
+            raise AssertionError(f"with inner_steps={inner_steps} your inner loop took {inner_steps - 1} step(s)")
+        raise AssertionError(f"with inner_steps={inner_steps}, inner_lr={inner_lr} your meta-gradient differs from "
+                             f"metalearn_lab.maml.meta_gradient by a relative error of {rel:.2e}: query loss at θ', "
+                             "differentiated with respect to the model's original parameters")
+    print("✓ second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.")
