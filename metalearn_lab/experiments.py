@@ -186,7 +186,7 @@ def background_classes() -> torch.Tensor:
     return _DATA_MEMO["background"]
 
 
-def test_episodes(config: ExperimentConfig, n_tasks: int | None = None) -> FixedEpisodes:
+def omniglot_test_tasks(config: ExperimentConfig, n_tasks: int | None = None) -> FixedEpisodes:
     """The fixed, seeded test tasks of an Omniglot experiment (600 by default)."""
     _, test = omniglot_splits()
     sampler = EpisodeSampler(test, config.n_way, config.k_shot, config.eval_n_query)
@@ -237,7 +237,7 @@ def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_t
                 "protocol": "20 runs x 20 trials (all_runs.zip); nearest support embedding; trained on background alphabets only; CI over the 20 runs"}
     values: list[float] = []
     model.eval() if config.algorithm == "protonet" else model.train()
-    for episode in test_episodes(config, n_tasks).batches(32 if config.n_way <= 5 else 8):
+    for episode in omniglot_test_tasks(config, n_tasks).batches(32 if config.n_way <= 5 else 8):
         episode = episode.to(device)
         if config.algorithm == "protonet":
             with torch.no_grad():
