@@ -1,0 +1,132 @@
+"""Tests for metalearn_lab.experiments: every quick config trains end to end, resumes, evaluates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from metalearn_lab import experiments
+from metalearn_lab.experiments import EXPERIMENTS, build_model, evaluate_experiment, get_config, train_experiment
+from metalearn_lab.training import load_checkpoint
+
+REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small(name: str):
+    """The quick config with 10 evaluation tasks (Omniglot) — the Siamese test always uses Lake's 20 runs."""
+    return get_config(name, quick=True).replace(eval_tasks=10)
+
+
+def needs_omniglot(name: str) -> bool:
+    return not EXPERIMENTS[name].algorithm.startswith("sinusoid")
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_quick_config_trains_end_to_end(name, tmp_path, request):
+    if needs_omniglot(name):
+        request.getfixturevalue("omniglot")  # fails with instructions when the data is missing
+    config = small(name)
+    assert config.iterations <= 30 and config.note.startswith("quick mode")
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    for key in REQUIRED:
+        assert key in results, key
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert {k: on_disk[k] for k in REQUIRED} == {k: results[k] for k in REQUIRED}
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == config.iterations and ckpt["config"] == config.to_dict()
+    assert ckpt["history"]["step"] == list(range(config.iterations))
+    assert results["mean"] == results["mean"] and results["ci95"] >= 0  # not NaN
+    if config.algorithm.startswith("sinusoid"):
+        assert results["n_tasks"] == 10 and set(results["by_steps"]) == {"0", "1", "5", "10"}
+    elif config.algorithm == "siamese":
+        assert results["n_tasks"] == 400 and len(results["per_run"]) == 20
+    else:
+        assert results["n_tasks"] == 10 and 0.0 <= results["mean"] <= 1.0
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
+    config = small("sinusoid-maml").replace(iterations=6, checkpoint_every=2)
+    original = experiments._make_step
+    seen: list[int] = []
+    stop_at = {"step": 3}
+
+    def recording_make_step(*args, **kwargs):
+        step = original(*args, **kwargs)
+
+        def wrapped(i):
+            if i == stop_at["step"]:
+                raise Interrupted
+            seen.append(i)
+            return step(i)
+
+        return wrapped
+
+    monkeypatch.setattr(experiments, "_make_step", recording_make_step)
+    with pytest.raises(Interrupted):
+        train_experiment(config, out_dir=tmp_path, progress=False)
+    assert seen == [0, 1, 2] and load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+    assert not (tmp_path / "results.json").exists()
+
+    stop_at["step"] = -1
+    seen.clear()
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    assert seen == [2, 3, 4, 5]  # not from 0
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 6 and ckpt["history"]["step"] == [0, 1, 2, 3, 4, 5]
+    assert results["history"]["step"] == [0, 1, 2, 3, 4, 5]
+
+    # resuming gives the same weights as an uninterrupted run (steps are seeded, optimizer state restored)
+    monkeypatch.setattr(experiments, "_make_step", original)
+    straight = tmp_path / "straight"
+    train_experiment(config, out_dir=straight, progress=False)
+    resumed, fresh = load_checkpoint(tmp_path / "checkpoint.pt")["model"], load_checkpoint(straight / "checkpoint.pt")["model"]
+    for k in fresh:
+        torch.testing.assert_close(resumed[k], fresh[k])
+
+
+def test_a_different_config_in_the_same_folder_raises(tmp_path):
+    config = small("sinusoid-pretrain").replace(iterations=3)
+    train_experiment(config, out_dir=tmp_path, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="different config"):
+        train_experiment(config.replace(seed=1), out_dir=tmp_path, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_evaluate_experiment_runs(omniglot):
+    config = small("omniglot-protonet-5w1s")
+    result = evaluate_experiment(config, build_model(config), n_tasks=6)
+    assert result["n_tasks"] == 6 and 0 <= result["mean"] <= 1 and "5-way 1-shot" in result["metric"]
+    sine = small("sinusoid-maml")
+    result = evaluate_experiment(sine, build_model(sine), n_tasks=5)
+    assert result["n_tasks"] == 5 and result["mean"] > 0
+    # MAML on Omniglot uses the adapted model: more inner steps change the answer
+    maml = small("omniglot-maml-5w1s")
+    model = build_model(maml)
+    a = evaluate_experiment(maml.replace(eval_inner_steps=0), model, n_tasks=4)
+    b = evaluate_experiment(maml, model, n_tasks=4)
+    assert a["n_tasks"] == b["n_tasks"] == 4 and "3 inner steps" in b["protocol"]
+
+
+def test_get_config_and_build_model():
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        get_config("nope")
+    assert get_config("sinusoid-maml", quick=False) == EXPERIMENTS["sinusoid-maml"]
+    assert get_config("sinusoid-maml", quick=True).iterations == 30
+    a, b = build_model(EXPERIMENTS["omniglot-maml-5w1s"]), build_model(EXPERIMENTS["omniglot-maml-5w1s"])
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
