@@ -1,0 +1,145 @@
+"""Tests for metalearn_lab.cli and metalearn_lab.shipping (always into tmp_path, never the package)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+
+from metalearn_lab import shipping, training
+from metalearn_lab.cli import main
+from metalearn_lab.experiments import EXPERIMENTS
+from metalearn_lab.shipping import read_manifest, ship_run, verify_shipped
+from metalearn_lab.training import load_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def shipped_dir(tmp_path, monkeypatch):
+    """A throw-away ``metalearn_lab/checkpoints`` (and runs folder): tests never touch the package."""
+    folder = tmp_path / "package" / "checkpoints"
+    monkeypatch.setattr(shipping, "SHIPPED_DIR", folder)
+    monkeypatch.setattr(shipping, "MANIFEST", folder / "manifest.json")
+    monkeypatch.setattr(training, "SHIPPED_DIR", folder)
+    monkeypatch.setenv("METALEARN_LAB_RUNS", str(tmp_path / "runs"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished quick sinusoid-maml run, trained once through the CLI for the whole module."""
+    out = tmp_path_factory.mktemp("run") / "sinusoid-maml"
+    assert main(["train", "sinusoid-maml", "--quick", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    return out
+
+
+def copy_run(run, dest):
+    shutil.copytree(run, dest)
+    return dest
+
+
+def test_list(capsys, shipped_dir):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert name in out
+    assert "shipped" not in out.replace("-", " ").split()
+
+
+def test_train_quick_writes_a_run(finished_run, capsys):
+    assert (finished_run / "checkpoint.pt").is_file() and (finished_run / "results.json").is_file()
+    ckpt = load_checkpoint(finished_run / "checkpoint.pt")
+    assert ckpt["step"] == ckpt["config"]["iterations"] == 30
+
+
+def test_train_prints_a_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "sinusoid-pretrain", "--quick", "--iterations", "3", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed[: printed.rindex("}") + 1])
+    assert summary["experiment"] == "sinusoid-pretrain" and summary["n_tasks"] == 20
+    assert f"wrote {out / 'checkpoint.pt'}" in printed
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["iterations"] == 3
+
+
+def test_evaluate_a_checkpoint(finished_run, capsys):
+    assert main(["evaluate", str(finished_run / "checkpoint.pt"), "--tasks", "5", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_tasks"] == 5 and result["checkpoint"] == str(finished_run / "checkpoint.pt")
+    assert "values" not in result and result["mean"] > 0
+
+
+def test_unknown_experiment(capsys, shipped_dir):
+    assert main(["train", "no-such-experiment", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'no-such-experiment'" in err and "sinusoid-maml" in err
+
+
+def test_evaluate_without_a_run(capsys, shipped_dir):
+    assert main(["evaluate", "sinusoid-maml"]) == 2
+    assert "metalearn-lab train sinusoid-maml" in capsys.readouterr().err
+    assert main(["evaluate", str(shipped_dir / "nothing.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_ship_refuses_an_unfinished_run(finished_run, tmp_path, shipped_dir, capsys):
+    run = copy_run(finished_run, tmp_path / "unfinished")
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["step"] = 10
+    torch.save(ckpt, run / "checkpoint.pt")
+    assert main(["ship", "sinusoid-maml", "--run", str(run)]) == 2
+    assert "not a finished run (step 10 of 30)" in capsys.readouterr().err
+    # a run without results.json is not finished either
+    run2 = copy_run(finished_run, tmp_path / "no-results")
+    (run2 / "results.json").unlink()
+    assert main(["ship", "sinusoid-maml", "--run", str(run2)]) == 2
+    assert not shipped_dir.exists() or not any(shipped_dir.iterdir())
+
+
+def test_ship_refuses_a_run_of_another_experiment(finished_run, tmp_path, shipped_dir):
+    run = copy_run(finished_run, tmp_path / "run")
+    with pytest.raises(ValueError, match="not 'sinusoid-pretrain'"):
+        ship_run("sinusoid-pretrain", run)
+
+
+def test_ship_run_writes_manifest_and_verify_detects_changes(finished_run, tmp_path, shipped_dir, capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    assert main(["ship", "sinusoid-maml", "--run", str(run)]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    shipped = shipped_dir / "sinusoid-maml.pt"
+    assert shipped.is_file()
+    manifest = read_manifest()
+    assert manifest["sinusoid-maml"] == entry
+    assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert entry["bytes"] == shipped.stat().st_size and entry["config"]["iterations"] == 30
+    ckpt = load_checkpoint(shipped)
+    assert ckpt["optimizer"] is None and ckpt["step"] == 30  # weights only, no optimizer state
+    assert (shipped_dir.parent / "results" / "sinusoid-maml.json").is_file()
+    assert verify_shipped() == {"sinusoid-maml": entry["sha256"]}
+    # `list` now marks it shipped
+    assert main(["list"]) == 0
+    assert any(line.startswith("sinusoid-maml ") and line.rstrip().endswith("shipped") for line in capsys.readouterr().out.splitlines())
+
+    data = bytearray(shipped.read_bytes())
+    data[-10] ^= 0xFF
+    shipped.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged or was replaced"):
+        verify_shipped()
+    with pytest.raises(FileExistsError, match="does not match the manifest"):
+        ship_run("sinusoid-maml", run)
+    ship_run("sinusoid-maml", run, overwrite=True)
+    assert verify_shipped()["sinusoid-maml"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    shipped.unlink()
+    with pytest.raises(ValueError, match="missing"):
+        verify_shipped()
