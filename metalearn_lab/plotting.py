@@ -618,3 +618,190 @@ def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
     ax.set_title(title + " (blue: measured here, grey: published)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+
+# --- lesson 04 ---
+# Sinusoid regression: adapted curves (Finn et al. 2017, Fig. 2), learning curves, MSE sweeps.
+
+
+def adapted_sine_predictions(model, x_support, y_support, x_grid, *, steps=(0, 1, 10), inner_lr=0.01):
+    """Predictions of ``model`` on ``x_grid`` after each number of inner steps in ``steps``.
+
+    The model is adapted once, step by step, with plain gradient descent on the MSE of the
+    support set (:func:`metalearn_lab.maml.adapt`, one step at a time), and its prediction is
+    recorded whenever the step count is in ``steps``. The model's own weights are not changed.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A regressor ``[P, 1] -> [P, 1]`` (e.g. :class:`~metalearn_lab.models.SineMLP`).
+    x_support, y_support : Tensor ``[k_shot, 1]``
+    x_grid : Tensor ``[P]``
+    steps : iterable of int >= 0
+    inner_lr : float > 0
+
+    Returns
+    -------
+    dict int -> Tensor ``[P]``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from metalearn_lab.models import SineMLP
+    >>> x = torch.linspace(-5, 5, 5)[:, None]
+    >>> out = adapted_sine_predictions(SineMLP(), x, torch.sin(x), torch.linspace(-5, 5, 7), steps=(0, 2))
+    >>> sorted(out), tuple(out[2].shape)
+    ([0, 2], (7,))
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from metalearn_lab.maml import adapt
+
+    wanted = sorted({int(s) for s in steps})
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"steps must be a non-empty collection of integers >= 0, got {steps!r}")
+    grid = torch.as_tensor(x_grid, dtype=torch.float32).reshape(-1, 1)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    out, done = {}, 0
+    with torch.no_grad():
+        for target in wanted:
+            if target > done:
+                params = adapt(model, params, x_support, y_support, F.mse_loss, inner_steps=target - done, inner_lr=inner_lr)
+                done = target
+            out[target] = torch.func.functional_call(model, params, (grid,)).reshape(-1)
+    return out
+
+
+def plot_sine_tasks(batch, *, n_tasks=4, ax=None, title="Sinusoid tasks and their support points"):
+    """Draw the true curves of the first ``n_tasks`` tasks of a :class:`SinusoidBatch` and their support points.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+    else:
+        fig = ax.figure
+    x_grid = torch.linspace(-5, 5, 200)
+    true = batch.true_curve(x_grid)
+    for i in range(min(n_tasks, len(batch))):
+        (line,) = ax.plot(x_grid, true[i], lw=1.5, label=f"A={float(batch.amplitude[i]):.1f}, φ={float(batch.phase[i]):.1f}")
+        ax.scatter(batch.x_support[i, :, 0], batch.y_support[i, :, 0], color=line.get_color(), s=25, zorder=3)
+    ax.set(xlabel="x", ylabel="y", title=title)
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    return fig
+
+
+def plot_adapted_sines(models, batch, *, steps=(0, 1, 10), inner_lr=0.01, n_tasks=3, x_grid=None, title=None):
+    """A grid like Finn et al. (2017), Fig. 2: one row per model, one column per task.
+
+    Each panel shows the true curve, the support points, and the model's prediction before
+    adaptation (step 0, dashed) and after each number of gradient steps in ``steps``.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+        E.g. ``{"MAML": maml_model, "pretrained": pretrained_model}``.
+    batch : SinusoidBatch
+        Its support sets are the fine-tuning data.
+    steps, inner_lr : see :func:`adapted_sine_predictions`.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    x_grid = torch.linspace(-5, 5, 200) if x_grid is None else torch.as_tensor(x_grid)
+    n_tasks = min(n_tasks, len(batch))
+    fig, axes = plt.subplots(len(models), n_tasks, figsize=(3.3 * n_tasks, 2.6 * len(models)),
+                             sharex=True, squeeze=False)
+    true = batch.true_curve(x_grid)
+    colours = plt.cm.viridis_r(torch.linspace(0.15, 0.85, len(steps)).tolist())
+    for row, (name, model) in enumerate(models.items()):
+        for col in range(n_tasks):
+            ax = axes[row, col]
+            preds = adapted_sine_predictions(model, batch.x_support[col], batch.y_support[col], x_grid,
+                                             steps=steps, inner_lr=inner_lr)
+            ax.plot(x_grid, true[col], color="tab:red", lw=2, label="true")
+            for colour, s in zip(colours, sorted(preds)):
+                style = "--" if s == 0 else "-"
+                label = "pre-update" if s == 0 else f"{s} step{'s' if s > 1 else ''}"
+                ax.plot(x_grid, preds[s], style, color=colour, lw=1.5, label=label)
+            ax.scatter(batch.x_support[col, :, 0], batch.y_support[col, :, 0], marker="^", color="k", s=30,
+                       zorder=4, label=f"{batch.x_support.shape[1]} support points")
+            ax.set_title(f"{name}, task {col + 1}", fontsize=10)
+            if col == 0:
+                ax.set_ylabel("y")
+            if row == len(models) - 1:
+                ax.set_xlabel("x")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curve(losses, *, smooth=20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):
+    """Plot a per-step loss (thin) and its running mean over ``smooth`` steps (thick). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3))
+    else:
+        fig = ax.figure
+    values = torch.as_tensor(list(losses), dtype=torch.float64)
+    ax.plot(values, lw=0.6, alpha=0.4, color="tab:blue", label="each step")
+    if smooth > 1 and len(values) >= smooth:
+        running = torch.nn.functional.avg_pool1d(values[None, None], smooth, stride=1)[0, 0]
+        ax.plot(torch.arange(smooth - 1, len(values)), running, lw=2, color="tab:blue", label=f"mean of {smooth}")
+    ax.set(xlabel="meta-training step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_mse_sweep(x_values, curves, *, xlabel, train_range=None, logx=False, logy=True, ax=None, title=None,
+                   ylabel="query MSE"):
+    """MSE (mean with a 95% band) against a swept quantity, one curve per model or setting.
+
+    Parameters
+    ----------
+    x_values : sequence of float
+    curves : dict label -> (means, ci95_half_widths), each a sequence as long as ``x_values``
+    train_range : (low, high) or None
+        Shaded: the range that training saw (everything outside is out of distribution).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        fig = ax.figure
+    x = np.asarray(list(x_values), dtype=float)
+    for label, (means, half) in curves.items():
+        means, half = np.asarray(means, dtype=float), np.asarray(half, dtype=float)
+        if len(means) != len(x) or len(half) != len(x):
+            raise ValueError(f"curve {label!r} has {len(means)} means and {len(half)} intervals for {len(x)} x values")
+        (line,) = ax.plot(x, means, marker="o", ms=3, label=label)
+        low = np.maximum(means - half, means * 0.05) if logy else means - half
+        ax.fill_between(x, low, means + half, color=line.get_color(), alpha=0.2)
+    if train_range is not None:
+        ax.axvspan(*train_range, color="0.9", zorder=0, label="training range")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
+    ax.legend(fontsize=8)
+    return fig

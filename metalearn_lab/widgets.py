@@ -264,3 +264,197 @@ def one_shot_trial_browser(model, runs):
         run=widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
         trial=widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
     )
+
+
+
+# --- lesson 04 ---
+# "Try it" for MAML on sinusoids: adapt MAML and the pretrained baseline to one task, live.
+
+
+def _sine_task(tasks, seed, max_k=20):
+    """One sinusoid task with ``max_k`` support points (the first K are used) from ``seed``."""
+    import torch
+
+    return tasks.sample(1, max_k, 1, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def _sine_panel_data(model, task, x_grid, *, k_shot, inner_steps, inner_lr):
+    """Pre-update and adapted predictions of ``model`` on ``x_grid`` and the adapted MSE against the true curve."""
+    import torch
+
+    from metalearn_lab.plotting import adapted_sine_predictions
+
+    xs, ys = task.x_support[0, :k_shot], task.y_support[0, :k_shot]
+    preds = adapted_sine_predictions(model, xs, ys, x_grid, steps=(0, inner_steps), inner_lr=inner_lr)
+    true = task.true_curve(x_grid)[0]
+    mse = float(((preds[inner_steps] - true) ** 2).mean())
+    return {"pre": preds[0], "adapted": preds[inner_steps], "true": true, "mse": mse, "x_support": xs, "y_support": ys}
+
+
+def _init_sine_panel(ax):
+    """Create the artists of one panel (they get their data from :func:`_set_sine_panel`)."""
+    lines = {
+        "true": ax.plot([], [], color="tab:red", lw=2, label="true curve")[0],
+        "pre": ax.plot([], [], "--", color="0.5", lw=1.2, label="pre-update")[0],
+        "adapted": ax.plot([], [], color="tab:blue", lw=2, label="adapted")[0],
+        "support": ax.scatter([], [], marker="^", color="k", s=35, zorder=4, label="support points"),
+    }
+    ax.set_xlabel("x")
+    return lines
+
+
+def _set_sine_panel(ax, lines, name, data, x_grid, *, inner_steps, inner_lr):
+    import math
+
+    import numpy as np
+
+    x = np.asarray(x_grid, dtype=float)
+    for key in ("true", "pre", "adapted"):
+        lines[key].set_data(x, np.asarray(data[key], dtype=float))
+    lines["support"].set_offsets(np.c_[data["x_support"][:, 0].numpy(), data["y_support"][:, 0].numpy()])
+    mse = data["mse"]
+    shown = f"{mse:.3f}" if math.isfinite(mse) and mse < 1e4 else "diverged"
+    ax.set_title(f"{name}: {inner_steps} step{'s' if inner_steps != 1 else ''}, α={inner_lr:.3g}, "
+                 f"K={len(data['x_support'])}\nMSE on the curve {shown}", fontsize=9)
+    top = 1.3 * float(data["true"].abs().max()) + 0.5
+    ax.set_xlim(float(x_grid[0]), float(x_grid[-1]))
+    ax.set_ylim(-top, top)
+
+
+class SineAdaptationExplorer:
+    """Sliders for inner steps, inner learning rate and K, a "new task" button, and one figure.
+
+    Each model (e.g. MAML and the pretrained baseline) gets a panel with the task's true curve,
+    its K support points, the model's prediction before adaptation and after ``inner steps``
+    steps of gradient descent with step size α on the support MSE. One matplotlib figure is
+    created once; a slider change only recomputes the curves (a 1-40-40-1 net adapts in
+    milliseconds), sets the lines' data and redraws it into an ``Output`` widget.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+    tasks : SinusoidTasks or None
+        The task distribution "new task" draws from (default: Finn et al.'s).
+    inner_steps, inner_lr, k_shot, seed : starting values.
+
+    Attributes
+    ----------
+    steps, inner_lr, k_shot : ipywidgets sliders;  new_task : ipywidgets.Button
+    fig : matplotlib Figure;  lines : dict name -> dict of artists;  ui : the widget to display
+    """
+
+    def __init__(self, models, *, tasks=None, inner_steps=1, inner_lr=0.01, k_shot=5, seed=0, max_k=20):
+        import ipywidgets as widgets
+        import torch
+        from matplotlib.figure import Figure
+
+        from metalearn_lab.data.sinusoid import SinusoidTasks
+
+        if not models:
+            raise ValueError("models must hold at least one model, e.g. {'MAML': maml_model}")
+        self.models = dict(models)
+        self.tasks = tasks if tasks is not None else SinusoidTasks()
+        self.max_k = max_k
+        self.seed = seed
+        self.task = _sine_task(self.tasks, seed, max_k)
+        self.x_grid = torch.linspace(*self.tasks.x_range, 200)
+        style = {"description_width": "110px"}
+        self.steps = widgets.IntSlider(value=inner_steps, min=0, max=20, description="inner steps", style=style)
+        self.inner_lr = widgets.FloatLogSlider(value=inner_lr, base=10, min=-4, max=0, step=0.1,
+                                               description="inner lr α", readout_format=".4f", style=style)
+        self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (support points)", style=style)
+        self.new_task = widgets.Button(description="new task", icon="refresh")
+        self.output = widgets.Output()
+        self.fig = Figure(figsize=(4.2 * len(self.models), 3.4))
+        axes = self.fig.subplots(1, len(self.models), squeeze=False)[0]
+        self.axes = dict(zip(self.models, axes))
+        self.lines = {name: _init_sine_panel(ax) for name, ax in self.axes.items()}
+        axes[0].set_ylabel("y")
+        axes[-1].legend(fontsize=7, loc="lower right")
+        self.data = {}
+        self._laid_out = False
+        for slider in (self.steps, self.inner_lr, self.k_shot):
+            slider.observe(self.update, names="value")
+        self.new_task.on_click(self.next_task)
+        self.ui = widgets.VBox([widgets.HBox([self.steps, self.inner_lr]), widgets.HBox([self.k_shot, self.new_task]),
+                                self.output])
+        self.update()
+
+    def next_task(self, _button=None) -> None:
+        """Draw the next task (seed + 1) and redraw."""
+        self.seed += 1
+        self.task = _sine_task(self.tasks, self.seed, self.max_k)
+        self.update()
+
+    def update(self, _change=None) -> None:
+        """Recompute every panel for the current slider values and redraw the figure."""
+        from IPython.display import clear_output, display
+
+        settings = {"inner_steps": int(self.steps.value), "inner_lr": float(self.inner_lr.value)}
+        for name, model in self.models.items():
+            self.data[name] = _sine_panel_data(model, self.task, self.x_grid, k_shot=int(self.k_shot.value), **settings)
+            _set_sine_panel(self.axes[name], self.lines[name], name, self.data[name], self.x_grid, **settings)
+        if not self._laid_out:  # once: tight_layout costs more than the whole adaptation
+            self.fig.tight_layout()
+            self._laid_out = True
+        with self.output:
+            clear_output(wait=True)
+            display(self.fig)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.ui)
+
+
+def sine_adaptation_widget(models, **kwargs) -> SineAdaptationExplorer:
+    """Build the "Try it" explorer for sinusoid adaptation; display it by leaving it last in a cell.
+
+    ``kwargs`` go to :class:`SineAdaptationExplorer` (``inner_steps``, ``inner_lr``, ``k_shot``, ``seed``, ``tasks``).
+    """
+    return SineAdaptationExplorer(models, **kwargs)
+
+
+def sine_adaptation_figure(models, settings, *, tasks=None, seed=0, max_k=20):
+    """The explorer's view as a static figure, for the book: one row per setting, one column per model.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+    settings : sequence of dicts with keys ``inner_steps``, ``inner_lr``, ``k_shot``
+        (and optionally ``seed``, the task; default ``seed``).
+
+    Returns
+    -------
+    matplotlib Figure (pyplot-managed, so it shows inline)
+
+    Examples
+    --------
+    >>> from metalearn_lab.models import SineMLP
+    >>> fig = sine_adaptation_figure({"net": SineMLP()}, [{"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5}])
+    >>> len(fig.axes)
+    1
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.data.sinusoid import SinusoidTasks
+
+    tasks = tasks if tasks is not None else SinusoidTasks()
+    x_grid = torch.linspace(*tasks.x_range, 200)
+    settings = list(settings)
+    if not settings:
+        raise ValueError("settings must hold at least one dict with inner_steps, inner_lr and k_shot")
+    fig, axes = plt.subplots(len(settings), len(models), figsize=(4.2 * len(models), 3.0 * len(settings)), squeeze=False)
+    for row, setting in enumerate(settings):
+        task = _sine_task(tasks, setting.get("seed", seed), max_k)
+        for col, (name, model) in enumerate(models.items()):
+            ax = axes[row, col]
+            lines = _init_sine_panel(ax)
+            kw = {"inner_steps": int(setting["inner_steps"]), "inner_lr": float(setting["inner_lr"])}
+            data = _sine_panel_data(model, task, x_grid, k_shot=int(setting["k_shot"]), **kw)
+            _set_sine_panel(ax, lines, name, data, x_grid, **kw)
+        axes[row, 0].set_ylabel("y")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
