@@ -533,13 +533,16 @@ def meta_gradient_cost(
     inner_lr: float,
     first_order: bool,
     repeats: int = 3,
+    threads: int | None = 1,
 ) -> dict[str, float]:
     """Wall time and graph memory of one meta-gradient (forward through the inner loop + backward).
 
     Uses the per-task loop (``vectorize=False``, the path whose saved tensors the hooks see).
     Returns ``{"seconds": fastest of repeats, "saved_mb": peak saved-tensor MB}`` (see
     :func:`peak_saved_tensor_bytes`). The fastest run is the one least disturbed by other
-    programs on the machine.
+    programs on the machine; ``threads`` (default 1, ``None`` leaves PyTorch's setting) pins the
+    number of CPU threads during the measurement, since on a busy machine more threads mostly
+    add noise. The previous setting is restored afterwards.
 
     >>> from metalearn_lab.models import SineMLP
     >>> from metalearn_lab.data.sinusoid import SinusoidTasks
@@ -555,13 +558,21 @@ def meta_gradient_cost(
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     best, peak = math.inf, 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        (loss, _), saved = peak_saved_tensor_bytes(lambda: meta_loss(
-            model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
-            first_order=first_order, vectorize=False, buffers=buffers))
-        torch.autograd.grad(loss, list(params.values()))
-        best = min(best, time.perf_counter() - start)
-        peak = max(peak, saved)
+    previous = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            (loss, _), saved = peak_saved_tensor_bytes(lambda: meta_loss(
+                model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
+                first_order=first_order, vectorize=False, buffers=buffers))
+            torch.autograd.grad(loss, list(params.values()))
+            best = min(best, time.perf_counter() - start)
+            peak = max(peak, saved)
+    finally:
+        torch.set_num_threads(previous)
     return {"seconds": best, "saved_mb": peak / 2**20}

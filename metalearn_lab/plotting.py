@@ -805,3 +805,106 @@ def plot_mse_sweep(x_values, curves, *, xlabel, train_range=None, logx=False, lo
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
     ax.legend(fontsize=8)
     return fig
+
+
+# --- lesson 03 ---
+# The meta-gradient: first-order vs second-order agreement, and the measured cost of both.
+
+
+def plot_gradient_agreement(alphas, curves, *, axes=None, title=None, marker=None):
+    """Cosine similarity and relative error of first-order vs true meta-gradients against α.
+
+    Parameters
+    ----------
+    alphas : sequence of float, the inner learning rates (x axis, log scale)
+    curves : dict label -> (cosines, relative_errors), each a sequence as long as ``alphas``
+        (e.g. ``{"1 inner step": (cos, rel), ...}``); NaN/inf values (a diverged inner loop) are not drawn.
+    axes : two matplotlib Axes or None (a new 1×2 figure)
+    marker : (alpha, label) or None, a vertical line at one α (e.g. the one used in training)
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> fig = plot_gradient_agreement([0.01, 0.1], {"K = 1": ([0.99, 0.7], [0.1, 0.8])})
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['cosine similarity', 'relative error']
+    """
+    import numpy as np
+
+    if axes is None:
+        fig, axes = _plt.subplots(1, 2, figsize=(9, 3.3))
+    else:
+        fig = axes[0].figure
+    alphas = np.asarray(alphas, dtype=float)
+    for label, (cos, rel) in curves.items():
+        cos, rel = np.asarray(cos, dtype=float), np.asarray(rel, dtype=float)
+        rel = np.where(np.isfinite(rel), rel, np.nan)
+        (line,) = axes[0].plot(alphas, np.where(np.isfinite(cos), cos, np.nan), "o-", ms=3, label=label)
+        axes[1].plot(alphas, rel, "o-", ms=3, color=line.get_color(), label=label)
+    axes[0].set_ylabel("cosine similarity")
+    axes[0].set_title("direction: cos(first-order, true)", fontsize=10)
+    axes[1].set_ylabel("relative error")
+    axes[1].set_yscale("log")
+    axes[1].set_title("size: ‖first-order − true‖ / ‖true‖", fontsize=10)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("inner learning rate α")
+        ax.grid(alpha=0.3, which="both")
+        if marker is not None:
+            ax.axvline(marker[0], color="0.4", ls=":", lw=1)
+    if marker is not None:
+        axes[0].annotate(marker[1], (marker[0], axes[0].get_ylim()[0]), xytext=(3, 3), textcoords="offset points",
+                         fontsize=8, color="0.3")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as the inner loop grows"):
+    """Wall time and graph memory of one meta-gradient against the number of inner steps.
+
+    Parameters
+    ----------
+    steps : sequence of int, the inner steps measured (x axis, log 2)
+    costs : dict label -> list of dicts ``{"seconds": float, "saved_mb": float}`` (one per step count),
+        as returned by :func:`metalearn_lab.maml.meta_gradient_cost`. Labels that contain
+        "first-order" are drawn dashed, so each model's pair of lines shares a colour.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> fig = plot_meta_gradient_cost([1, 2], {"MLP, second-order": [{"seconds": 0.1, "saved_mb": 1.0},
+    ...                                                              {"seconds": 0.2, "saved_mb": 2.0}]})
+    >>> len(fig.axes)
+    2
+    """
+    fig, (ax_time, ax_mem) = _plt.subplots(1, 2, figsize=(9.5, 3.5))
+    colours = {}
+    for label, rows in costs.items():
+        model = label.split(",")[0]
+        colour = colours.setdefault(model, f"C{len(colours)}")
+        style = "--" if "first-order" in label else "-"
+        ax_time.plot(steps, [1000 * r["seconds"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
+        ax_mem.plot(steps, [r["saved_mb"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
+    for ax, ylabel in ((ax_time, "wall time (ms, fastest run)"), (ax_mem, "autograd graph (MB saved for backward)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(list(steps))
+        ax.set_xticklabels([str(s) for s in steps])
+        ax.set_xlabel("inner steps K")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    ax_time.set_title("time", fontsize=10)
+    ax_mem.set_title("memory", fontsize=10)
+    ax_mem.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

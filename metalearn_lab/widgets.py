@@ -458,3 +458,128 @@ def sine_adaptation_figure(models, settings, *, tasks=None, seed=0, max_k=20):
     axes[0, -1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+# --- lesson 03 ---
+# "Try it": the true meta-gradient vs the first-order one for linear regression, in closed form.
+
+
+def _l03_gaps(task, alphas, inner_steps):
+    import numpy as np
+
+    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
+
+    cos, rel = [], []
+    for alpha in alphas:
+        true = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps)
+        first = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps, first_order=True)
+        c, r = compare_gradients(true, first)
+        cos.append(c)
+        rel.append(r if np.isfinite(r) else np.nan)
+    return np.asarray(cos), np.asarray(rel)
+
+
+def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, alphas=None):
+    r"""One view of the first-order gap for linear regression: the two gradients, and the error against α.
+
+    Left: the components of the true meta-gradient :math:`((I-\alpha A_s)^K)^\top g` and of the
+    first-order one :math:`g = \nabla\mathcal{L}_q(\theta_K)`. Right: their relative error for every α
+    (this ``inner_steps``), with a dot at ``inner_lr``. Everything is closed form
+    (:func:`metalearn_lab.maml.linear_regression_meta_gradient`), so it redraws instantly.
+
+    Parameters
+    ----------
+    task : (theta [d], x_support [n, d], y_support [n], x_query [m, d], y_query [m]), float64
+    inner_lr, inner_steps : α and K
+    alphas : the α grid of the right panel (default 60 values from 1e-3 to 1)
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    >>> task = (torch.zeros(3, dtype=torch.float64), x, x.sum(1), x, x.sum(1))
+    >>> len(first_order_gap_view(task, 0.05, 2).axes)
+    2
+    """
+    import numpy as np
+
+    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
+
+    theta, x_support = task[0], task[1]
+    alphas = np.geomspace(1e-3, 1.0, 60) if alphas is None else np.asarray(alphas, dtype=float)
+    a_support = 2.0 / x_support.shape[0] * x_support.T @ x_support
+    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
+    true = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps)
+    first = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True)
+    cos, rel = compare_gradients(true, first)
+    fig, (ax_bar, ax_rel) = _plt.subplots(1, 2, figsize=(9.5, 3.4))
+    index = np.arange(theta.numel())
+    ax_bar.bar(index - 0.2, true.numpy(), width=0.4, label="true (second-order)", color="C0")
+    ax_bar.bar(index + 0.2, first.numpy(), width=0.4, label="first-order", color="C1")
+    ax_bar.axhline(0, color="0.3", lw=0.8)
+    ax_bar.set_xticks(index)
+    ax_bar.set_xticklabels([f"θ{i}" for i in index])
+    ax_bar.set_ylabel("meta-gradient component")
+    ax_bar.set_title(f"α = {inner_lr:.3g}, K = {inner_steps}:  cos = {cos:.3f},  rel. error = {rel:.2g}", fontsize=10)
+    ax_bar.legend(fontsize=8)
+    _, rels = _l03_gaps(task, alphas, inner_steps)
+    ax_rel.plot(alphas, rels, color="C2", label=f"K = {inner_steps}")
+    ax_rel.plot([inner_lr], [rel], "o", color="C3", ms=7)
+    if limit < alphas.max():
+        ax_rel.axvspan(limit, alphas.max(), color="0.85", zorder=0)
+        ax_rel.annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                        textcoords="offset points", fontsize=8, color="0.3", ha="right")
+    ax_rel.set_xscale("log")
+    ax_rel.set_yscale("log")
+    ax_rel.set_xlabel("inner learning rate α")
+    ax_rel.set_ylabel("relative error of first-order")
+    ax_rel.set_title("error against α (dot: the slider's α)", fontsize=10)
+    ax_rel.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def first_order_gap_widget(task):
+    """Sliders for α (log scale) and K; redraws :func:`first_order_gap_view` (a few milliseconds of maths)."""
+    import ipywidgets as widgets
+
+    def update(inner_lr, inner_steps):
+        first_order_gap_view(task, inner_lr, inner_steps)
+        _plt.show()
+
+    return widgets.interactive(
+        update,
+        inner_lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05, description="inner lr α",
+                                        readout_format=".3f"),
+        inner_steps=widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
+    )
+
+
+def first_order_gap_figure(task, steps=(1, 2, 4, 8), *, alphas=None):
+    """The widget's question as one static figure, for the book: cosine and relative error vs α, one line per K.
+
+    Returns
+    -------
+    matplotlib Figure (from :func:`metalearn_lab.plotting.plot_gradient_agreement`)
+    """
+    import numpy as np
+
+    from metalearn_lab.plotting import plot_gradient_agreement
+
+    alphas = np.geomspace(1e-3, 1.0, 40) if alphas is None else np.asarray(alphas, dtype=float)
+    curves = {f"K = {k}": _l03_gaps(task, alphas, k) for k in steps}
+    a_support = 2.0 / task[1].shape[0] * task[1].T @ task[1]
+    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
+    fig = plot_gradient_agreement(alphas, curves,
+                                  title="Linear regression: first-order vs true meta-gradient (closed form)")
+    if limit < alphas.max():
+        for ax in fig.axes:
+            ax.axvspan(limit, alphas.max(), color="0.85", zorder=0)
+        fig.axes[1].annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"),
+                             xytext=(-3, 0), textcoords="offset points", fontsize=8, color="0.3", ha="right")
+    return fig

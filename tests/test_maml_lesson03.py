@@ -177,3 +177,12 @@ def test_meta_gradient_cost_bad_repeats():
     model, _, batch = tiny_setup()
     with pytest.raises(ValueError, match="repeats"):
         meta_gradient_cost(model, batch, F.mse_loss, inner_steps=1, inner_lr=0.1, first_order=True, repeats=0)
+
+
+def test_meta_gradient_cost_restores_threads():
+    model, _, batch = tiny_setup()
+    before = torch.get_num_threads()
+    meta_gradient_cost(model, batch, F.mse_loss, inner_steps=1, inner_lr=0.1, first_order=True, repeats=1, threads=1)
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        meta_gradient_cost(model, batch, F.mse_loss, inner_steps=1, inner_lr=0.1, first_order=True, threads=0)
