@@ -886,7 +886,9 @@ def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as
     >>> len(fig.axes)
     2
     """
-    fig, (ax_time, ax_mem) = _plt.subplots(1, 2, figsize=(9.5, 3.5))
+    from matplotlib.ticker import LogFormatter
+
+    fig, (ax_time, ax_mem) = _plt.subplots(1, 2, figsize=(9.5, 3.9))
     colours = {}
     for label, rows in costs.items():
         model = label.split(",")[0]
@@ -901,10 +903,13 @@ def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as
         ax.set_xticklabels([str(s) for s in steps])
         ax.set_xlabel("inner steps K")
         ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers (60, 200), not 6×10¹
+        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1.2, 0.5)))
         ax.grid(alpha=0.3, which="both")
     ax_time.set_title("time", fontsize=10)
     ax_mem.set_title("memory", fontsize=10)
-    ax_mem.legend(fontsize=7, loc="upper left")
+    handles, labels = ax_time.get_legend_handles_labels()
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, handlelength=3, frameon=False)
     return fig
