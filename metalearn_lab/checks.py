@@ -794,3 +794,172 @@ def check_query_mse(query_mse) -> None:
         raise AssertionError(f"per-task MSE differs from the reference (first task: yours {float(got[0]):.4f}, "
                              f"expected {float(want[0]):.4f}); average (prediction - y_query)**2 over each task's points")
     print(f"✓ query_mse gives the right per-task MSE on {len(batch)} tasks (mean {float(want.mean()):.4f} after {steps} steps)")
+
+
+# --- lesson 06 ---
+# Exercise checkers for 06_maml_omniglot: ProtoNet prototypes and logits by hand; the evaluation
+# loop that reports mean accuracy ± 95% CI over a fixed set of test tasks.
+
+
+def _l06_close(a, b, tol=1e-5):
+    import torch
+
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol, atol=tol))
+
+
+def check_protonet_by_hand(protonet_by_hand) -> None:
+    """Check ``protonet_by_hand(z_support, y_support, z_query, n_way) -> (prototypes, logits)`` for one task.
+
+    ``z_support`` ``[N*K, D]`` support embeddings in any order, ``y_support`` ``[N*K]``, ``z_query``
+    ``[Q, D]``. Expected: ``prototypes`` ``[N, D]``, row ``c`` the mean embedding of class ``c``; ``logits``
+    ``[Q, N]`` = minus the squared Euclidean distance from each query to each prototype, compared with
+    :func:`metalearn_lab.protonet.prototypes` and :func:`metalearn_lab.protonet.squared_distances`.
+    """
+    import torch
+
+    from metalearn_lab.protonet import prototypes, squared_distances
+
+    for seed, (n_way, k_shot, dim, n_query) in enumerate([(3, 2, 4, 5), (5, 3, 6, 7)]):
+        g = torch.Generator().manual_seed(100 + seed)
+        y_support = torch.arange(n_way).repeat(k_shot)[torch.randperm(n_way * k_shot, generator=g)]
+        y_support[: n_way] = torch.arange(n_way).flip(0)  # the first label seen is not 0
+        z_support = torch.randn(n_way * k_shot, dim, generator=g)
+        z_query = torch.randn(n_query, dim, generator=g)
+        want_p = prototypes(z_support[None], y_support[None], n_way)[0]
+        want_l = -squared_distances(z_query[None], want_p[None])[0]
+        out = protonet_by_hand(z_support.clone(), y_support.clone(), z_query.clone(), n_way)
+        assert out is not None, "protonet_by_hand returned None: replace the placeholder with your code"
+        assert isinstance(out, (tuple, list)) and len(out) == 2, (
+            f"protonet_by_hand should return a pair (prototypes, logits), got {type(out).__name__}")
+        got_p, got_l = (torch.as_tensor(t).detach().double() for t in out)
+        assert tuple(got_p.shape) == (n_way, dim), (
+            f"prototypes should have shape [n_way, dim] = {(n_way, dim)}, got {tuple(got_p.shape)}")
+        assert tuple(got_l.shape) == (n_query, n_way), (
+            f"logits should have shape [n_query, n_way] = {(n_query, n_way)} (one row per query, one column per "
+            f"class), got {tuple(got_l.shape)}")
+        if not _l06_close(got_p, want_p):
+            first = torch.stack([z_support[y_support == c][0] for c in range(n_way)])
+            seen = list(dict.fromkeys(y_support.tolist()))
+            if _l06_close(got_p, first):
+                raise AssertionError(f"with k_shot={k_shot} your prototypes are the first support example of each class; "
+                                     "a prototype is the MEAN of the class's K support embeddings")
+            if _l06_close(got_p, want_p[seen]):
+                raise AssertionError("your prototypes are in the order the labels first appear in y_support; row c must "
+                                     "be the prototype of label c (the support set here is shuffled)")
+            if _l06_close(got_p, z_support.double().mean(0).expand(n_way, dim)):
+                raise AssertionError("every prototype is the mean of the whole support set; average only the embeddings "
+                                     "whose label is c (z_support[y_support == c])")
+            raise AssertionError(f"prototypes differ from the class means (max error "
+                                 f"{float((got_p - want_p.double()).abs().max()):.3g}); row c = z_support[y_support == c].mean(0)")
+        want_l = want_l.double()
+        if not _l06_close(got_l, want_l, 1e-4):
+            if _l06_close(got_l, -want_l, 1e-4):
+                raise AssertionError("your logits are +squared distances: the nearest prototype would get the SMALLEST "
+                                     "logit. ProtoNets use minus the squared distance")
+            if _l06_close(got_l, -(-want_l).clamp_min(0).sqrt(), 1e-4) or _l06_close(got_l, (-want_l).sqrt(), 1e-4):
+                raise AssertionError("your logits use the Euclidean distance, not its square; Snell et al. (2017) use "
+                                     "the squared distance, -||z_query - c||^2")
+            shift = got_l - want_l
+            if _l06_close(shift - shift[:, :1], torch.zeros_like(shift), 1e-4):
+                raise AssertionError("your logits differ from -d^2 by a constant per query: that is log-softmax (or "
+                                     "another normalisation). Return the raw logits -d^2; cross_entropy normalises them")
+            raise AssertionError(f"logits differ from -squared distance to the prototypes (max error "
+                                 f"{float((got_l - want_l).abs().max()):.3g}); logits[q, c] = -((z_query[q] - prototypes[c])**2).sum()")
+    print("✓ prototypes are class means and logits are minus squared distances: matches metalearn_lab.protonet.")
+
+
+def _l06_fake_tasks(n_tasks=23):
+    """A FixedEpisodes set on tiny random 'images' and a predictor (1-NN on pixels plus noise) with varied accuracy."""
+    import torch
+
+    from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes
+
+    g = torch.Generator().manual_seed(6)
+    centres = torch.randn(12, 1, 1, 3, 3, generator=g)
+    classes = centres + 0.9 * torch.randn(12, 20, 1, 3, 3, generator=g)
+    tasks = FixedEpisodes(EpisodeSampler(classes, 4, 1, 3), n_tasks=n_tasks, seed=6)
+
+    def predict(episode):
+        xs = episode.x_support.flatten(2)
+        xq = episode.x_query.flatten(2)
+        return -torch.cdist(xq, xs) ** 2  # [B, N*Q, N]: one support image per class, ordered by label
+
+    return tasks, predict
+
+
+def _l06_reference_values(tasks, predict, batch_size):
+    import torch
+
+    per_task, per_batch, pooled = [], [], []
+    for episode in tasks.batches(batch_size):
+        right = (predict(episode).argmax(-1) == episode.y_query).float()  # [B, N*Q]
+        per_task.extend(right.mean(-1).tolist())
+        per_batch.append(float(right.mean()))
+        pooled.extend(right.flatten().tolist())
+    return torch.tensor(per_task, dtype=torch.float64), per_batch, torch.tensor(pooled, dtype=torch.float64)
+
+
+def check_evaluation_loop(evaluate_tasks) -> None:
+    """Check ``evaluate_tasks(predict, tasks, batch_size) -> (mean, ci95)``.
+
+    ``predict(episode)`` returns logits ``[B, N*Q, N]`` for a batch of episodes; ``tasks`` is a
+    :class:`~metalearn_lab.samplers.FixedEpisodes`. Expected: the accuracy of each task (fraction
+    of its queries classified right), then their mean and the half-width of the 95% interval,
+    ``1.96 * std / sqrt(n_tasks)`` with the sample standard deviation, as
+    :func:`metalearn_lab.samplers.mean_confidence_interval` computes it. Checked on 23 toy tasks
+    with ``batch_size=5``, so the last batch is short.
+    """
+    import math
+
+    import torch
+
+    from metalearn_lab.samplers import mean_confidence_interval
+
+    tasks, predict = _l06_fake_tasks()
+    batch_size = 5
+    per_task, per_batch, pooled = _l06_reference_values(tasks, predict, batch_size)
+    want_mean, want_ci = mean_confidence_interval(per_task)
+    out = evaluate_tasks(predict, tasks, batch_size)
+    assert out is not None, "evaluate_tasks returned None: replace the placeholder with your code"
+    assert isinstance(out, (tuple, list)) and len(out) == 2, (
+        f"evaluate_tasks should return a pair (mean, ci95), got {out!r:.80}")
+    mean, ci = out
+    assert not isinstance(ci, (tuple, list)), (
+        "the second value should be the half-width of the interval (one number, mean ± ci95), not the pair (low, high)")
+    mean, ci = float(mean), float(ci)
+
+    def near(a, b):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+    if not near(mean, want_mean):
+        if near(mean, 100 * want_mean):
+            raise AssertionError("your mean is a percentage; return a fraction in [0, 1] (the lesson prints percentages)")
+        if near(mean, sum(per_batch) / len(per_batch)):
+            raise AssertionError(f"your mean averages the batch means; with {len(tasks)} tasks in batches of {batch_size} "
+                                 "the last batch is shorter and gets too much weight. Collect one accuracy per TASK, "
+                                 "then average those")
+        first = per_task[:batch_size].mean().item()
+        if near(mean, first):
+            raise AssertionError("your mean uses only the first batch: loop over all of tasks.batches(batch_size)")
+        raise AssertionError(f"mean accuracy is {mean:.4f}, expected {want_mean:.4f}: per task, the fraction of queries "
+                             "whose argmax logit equals y_query; then the mean over all tasks")
+    n = len(per_task)
+    std = float(per_task.std(unbiased=True))
+    if not near(ci, want_ci):
+        if near(ci, std / math.sqrt(n)):
+            raise AssertionError("your interval is the standard error std/sqrt(n); the 95% half-width is 1.96 times it")
+        if near(ci, 1.96 * std):
+            raise AssertionError("your interval is 1.96 * std; divide by sqrt(number of tasks) for the interval of the MEAN")
+        if near(ci, 1.96 * float(per_task.std(unbiased=False)) / math.sqrt(n)):
+            raise AssertionError("use the sample standard deviation (divide by n - 1: torch's std default, or "
+                                 "unbiased=True), as mean_confidence_interval does")
+        if near(ci, 1.96 * float(pooled.std(unbiased=True)) / math.sqrt(len(pooled))) or near(
+                ci, 1.96 * float(pooled.std(unbiased=False)) / math.sqrt(len(pooled))):
+            raise AssertionError("your interval treats every query as independent; the papers' interval is over "
+                                 "TASKS (one accuracy per task), which is wider because queries of a task share its classes")
+        if near(ci, 100 * want_ci):
+            raise AssertionError("your interval is in percent; return a fraction like the mean")
+        raise AssertionError(f"ci95 is {ci:.4f}, expected {want_ci:.4f} = 1.96 * std(per-task accuracies) / sqrt({n})")
+    print(f"✓ mean {100 * want_mean:.1f}% ± {100 * want_ci:.1f}% over {n} tasks, batch by batch: matches "
+          "mean_confidence_interval.")

@@ -166,6 +166,7 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
 # ---------------------------------------------------------------- data per experiment
 
 _DATA_MEMO: dict[str, Any] = {}
+DIVERGED_MSE = 25.0
 
 
 def omniglot_splits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,12 +218,22 @@ def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_t
         by_steps = {}
         for steps in sorted({0, *config.eval_steps}):
             pred = adapt_and_predict(model, tup, F.mse_loss, inner_steps=steps, inner_lr=config.inner_lr)
-            mse = ((pred - tup[3]) ** 2).mean(dim=(1, 2)).cpu()
-            mean, half = mean_confidence_interval(mse)
-            by_steps[str(steps)] = {"mean": mean, "ci95": half}
+            mse = ((pred - tup[3]) ** 2).mean(dim=(1, 2)).cpu().double()
+            mse = torch.nan_to_num(mse, nan=float("inf"))
+            # Predicting 0 everywhere costs at most amplitude²/2 <= 12.5; an MSE above
+            # DIVERGED_MSE means gradient descent blew up on that task.
+            diverged = mse > DIVERGED_MSE
+            finite = mse.clamp(max=1e30)
+            mean, half = mean_confidence_interval(finite)
+            kept = finite[~diverged]
+            by_steps[str(steps)] = {
+                "mean": mean, "ci95": half, "median": float(finite.median()), "n_diverged": int(diverged.sum()),
+                "mean_without_diverged": float(kept.mean()) if len(kept) else float("nan"),
+            }
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
-                "mean": final["mean"], "ci95": final["ci95"], "n_tasks": n_tasks, "by_steps": by_steps,
+                "mean": final["mean"], "ci95": final["ci95"], "median": final["median"], "n_diverged": final["n_diverged"],
+                "n_tasks": n_tasks, "by_steps": by_steps,
                 "protocol": f"{n_tasks} tasks A~U[0.1,5], phase~U[0,pi], x~U[-5,5]; {config.eval_k_shot} support, {config.eval_n_query} query points; SGD inner_lr={config.inner_lr}"}
     if config.algorithm == "siamese":
         from metalearn_lab.data.lake_runs import load_lake_runs, score_lake_runs

@@ -913,3 +913,306 @@ def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, handlelength=3, frameon=False)
     return fig
+
+
+# --- lesson 06 ---
+# Omniglot MAML vs first-order MAML vs ProtoNets: learning curves, the fast-adaptation curve,
+# and one adapted episode with its predictions marked right (green) or wrong (red).
+
+_L06_RIGHT, _L06_WRONG = "#2e7d32", "#c62828"
+
+
+def _l06_mosaic(rows, cols, pad=2, gap_value=0.12):
+    """Images ``rows[r][j]`` (each ``[1, H, W]`` or ``[H, W]``) tiled on a light-grey grid; returns (array, row centres)."""
+    first = next(img for row in rows for img in row)
+    h, w = first.shape[-2:]
+    mosaic = _torch.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad), gap_value)
+    for r, row in enumerate(rows):
+        for j, img in enumerate(row):
+            top, left = pad + r * (h + pad), pad + j * (w + pad)
+            mosaic[top: top + h, left: left + w] = img.reshape(h, w)
+    return mosaic.numpy(), [pad + r * (h + pad) + h / 2 for r in range(len(rows))]
+
+
+def _l06_smooth(values, window):
+    """Moving average over ``window`` points (NaNs ignored); returns a NumPy array of the same length."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    window = min(int(window), len(v))
+    if window <= 1:
+        return v
+    ok = np.isfinite(v)
+    kernel = np.ones(window)
+    sums = np.convolve(np.where(ok, v, 0.0), kernel, mode="same")
+    counts = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def plot_training_histories(histories, *, smooth=50, title="Meta-training on Omniglot"):
+    """Two panels from training histories: smoothed training-query accuracy, and test accuracy during training.
+
+    Parameters
+    ----------
+    histories : dict ``{label: history}``
+        Each history a dict with lists ``step``, ``metric`` (accuracy on the training tasks'
+        queries after adaptation, NaN where not recorded), ``eval_step``, ``eval_metric`` (accuracy on
+        held-out test tasks), as stored in a checkpoint's ``"history"``.
+    smooth : int
+        Moving-average window (in recorded points) for the noisy per-step accuracy.
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+        Left: training-query accuracy (%); right: test accuracy (%) at the evaluation steps.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> h = {"step": [0, 1, 2], "metric": [0.2, 0.4, 0.6], "eval_step": [3], "eval_metric": [0.5]}
+    >>> fig = plot_training_histories({"MAML": h}, smooth=2)
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['accuracy on training queries (%)', 'accuracy on test tasks (%)']
+    """
+    import numpy as np
+
+    fig, (ax_train, ax_test) = _plt.subplots(1, 2, figsize=(10, 3.6))
+    any_eval = False
+    for i, (label, h) in enumerate(histories.items()):
+        steps = np.asarray(h.get("step", []), dtype=float)
+        metric = np.asarray(h.get("metric", []), dtype=float)
+        if len(metric) and np.isfinite(metric).any():
+            ax_train.plot(steps, 100 * _l06_smooth(metric, smooth), color=f"C{i}", lw=1.6, label=label)
+        if h.get("eval_step"):
+            any_eval = True
+            ax_test.plot(h["eval_step"], 100 * np.asarray(h["eval_metric"], dtype=float), "o-", color=f"C{i}",
+                         lw=1.6, ms=4, label=label)
+    ax_train.set_xlabel("meta-training step")
+    ax_train.set_ylabel("accuracy on training queries (%)")
+    ax_train.set_title(f"training tasks (moving average of {smooth})", fontsize=10)
+    ax_test.set_xlabel("meta-training step")
+    ax_test.set_ylabel("accuracy on test tasks (%)")
+    ax_test.set_title("held-out test tasks, evaluated during training", fontsize=10)
+    if not any_eval:
+        ax_test.text(0.5, 0.5, "no evaluations recorded\n(quick-mode runs skip them)", ha="center", va="center",
+                     transform=ax_test.transAxes, color="0.4")
+    for ax in (ax_train, ax_test):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=None,
+                          title="Fast adaptation: accuracy after k inner steps"):
+    """Accuracy (mean ± 95% CI band) against the number of test-time inner steps, one line per model.
+
+    Parameters
+    ----------
+    steps : sequence of int ``[S]``
+        Numbers of inner gradient steps (e.g. ``range(11)``).
+    curves : dict ``{label: (mean [S], half_width [S])}``
+        Accuracies as fractions in [0, 1] and their 95% half-widths.
+    references : dict ``{label: (mean, half_width)}``, optional
+        Models without inner steps (e.g. ProtoNets), drawn as horizontal bands.
+    ax : matplotlib Axes, optional
+    chance : float, optional
+        Chance accuracy (``1 / n_way``), drawn dotted.
+    title : str
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = plot_adaptation_curve([0, 1, 2], {"MAML": ([0.2, 0.8, 0.9], [0.05, 0.03, 0.02])},
+    ...                            references={"ProtoNet": (0.95, 0.01)}, chance=0.2)
+    >>> ax.get_xlabel()
+    'inner steps k at test time'
+    """
+    import numpy as np
+
+    if ax is None:
+        _, ax = _plt.subplots(figsize=(7, 3.8))
+    x = np.asarray(list(steps), dtype=float)
+    for i, (label, (mean, half)) in enumerate(curves.items()):
+        m, h = 100 * np.asarray(mean, dtype=float), 100 * np.asarray(half, dtype=float)
+        if len(m) != len(x):
+            raise ValueError(f"curve {label!r} has {len(m)} points for {len(x)} step counts")
+        ax.plot(x, m, "o-", color=f"C{i}", lw=1.8, ms=4, label=label)
+        ax.fill_between(x, m - h, m + h, color=f"C{i}", alpha=0.18)
+    for j, (label, (mean, half)) in enumerate((references or {}).items()):
+        color = f"C{len(curves) + j}"
+        ax.axhline(100 * mean, color=color, ls="--", lw=1.5, label=f"{label} (no inner steps)")
+        ax.axhspan(100 * (mean - half), 100 * (mean + half), color=color, alpha=0.12)
+    if chance is not None:
+        ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label=f"chance ({100 * chance:.0f}%)")
+    ax.set_xticks(x)
+    ax.set_xlabel("inner steps k at test time")
+    ax.set_ylabel("query accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def _l06_support_panel(ax, x_support, y_support, labels, names, pad=2):
+    rows = [x_support[y_support == c] for c in labels]
+    mosaic, centres = _l06_mosaic(rows, max(len(r) for r in rows), pad=pad)
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks(centres, names, fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_title("support set", fontsize=9)
+
+
+def _l06_query_panel(ax, x_query, y_query, predicted, labels, pad=2):
+    import torch
+
+    order = [torch.nonzero(y_query == c).flatten() for c in labels]
+    h, w = x_query.shape[-2:]
+    mosaic, _ = _l06_mosaic([x_query[idx] for idx in order], max(len(i) for i in order), pad=pad)
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for r, idx in enumerate(order):
+        for j, i in enumerate(idx.tolist()):
+            color = _L06_RIGHT if int(predicted[i]) == int(y_query[i]) else _L06_WRONG
+            top, left = pad + r * (h + pad), pad + j * (w + pad)
+            ax.add_patch(_patches.Rectangle((left - 1, top - 1), w + 1, h + 1, fill=False, ec=color, lw=2))
+            ax.text(left + w - 2, top + 3, str(int(predicted[i])), color="white", fontsize=7, ha="center",
+                    va="center", weight="bold", bbox=dict(boxstyle="square,pad=0.1", fc=color, ec="none"))
+
+
+def episode_figsize(k_shot, n_query, n_way, panels=1, *, image=0.6, max_width=10.0):
+    """Figure size (inches) for a support column of ``k_shot`` and ``panels`` query grids of ``n_query`` columns.
+
+    Images get ``image`` inches each, less if the figure would be wider than ``max_width``.
+
+    >>> episode_figsize(1, 5, 5)
+    (5.11, 4.0)
+    """
+    columns = k_shot + panels * n_query + 0.35 * panels
+    side = min(image, (max_width - 1.3) / columns)
+    return round(side * columns + 1.3, 2), round(side * n_way + 1.0, 2)
+
+
+def _l06_layout(fig):
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.95 / width, right=1 - 0.1 / width, bottom=0.1 / height, top=1 - 0.75 / height)
+
+
+def _l06_episode_tensors(x_support, y_support, x_query, y_query):
+    import torch
+
+    xs, ys, xq, yq = (torch.as_tensor(t).detach().cpu() for t in (x_support, y_support, x_query, y_query))
+    if ys.dim() == 2:  # a one-task batch
+        xs, ys, xq, yq = xs[0], ys[0], xq[0], yq[0]
+    return xs, ys, xq, yq
+
+
+def plot_episode_predictions(x_support, y_support, x_query, y_query, predicted, *, fig=None, title=None,
+                             class_names=None):
+    """One few-shot episode after adaptation: the support images, and every query with its predicted label.
+
+    Queries sit in rows by their true label; each has a frame and a small tag with its predicted
+    label, green when it is right and red when it is wrong.
+
+    Parameters
+    ----------
+    x_support : Tensor ``[N*K, 1, H, W]``;  y_support : Tensor ``[N*K]``
+    x_query : Tensor ``[N*Q, 1, H, W]``;  y_query : Tensor ``[N*Q]``
+        (a leading task dimension of size 1 is dropped).
+    predicted : Tensor ``[N*Q]``
+        Predicted labels of the queries.
+    fig : matplotlib Figure, optional
+        Draw into this figure (cleared first), as the "Try it" widget does; default a new one.
+    title : str, optional
+        Default: the accuracy.
+    class_names : list of str, optional
+        Names of labels ``0..N-1`` (default ``"label c"``).
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import torch
+    >>> y = torch.arange(3)
+    >>> fig = plot_episode_predictions(torch.rand(3, 1, 8, 8), y, torch.rand(6, 1, 8, 8), y.repeat_interleave(2),
+    ...                                torch.tensor([0, 0, 1, 2, 2, 2]))
+    >>> fig.axes[1].get_title()
+    'queries: predicted label (green right, red wrong)'
+    """
+    import torch
+
+    xs, ys, xq, yq = _l06_episode_tensors(x_support, y_support, x_query, y_query)
+    pred = torch.as_tensor(predicted).detach().cpu().reshape(-1)
+    labels = sorted(set(ys.tolist()))
+    names = class_names or [f"label {c}" for c in labels]
+    k = max(int((ys == c).sum()) for c in labels)
+    q = max(int((yq == c).sum()) for c in labels)
+    if fig is None:
+        fig = _plt.figure(figsize=episode_figsize(k, q, len(labels)))
+    else:
+        fig.clf()
+    ax_s, ax_q = fig.subplots(1, 2, gridspec_kw={"width_ratios": [k, q], "wspace": 0.35 * 1 / (k + q) * 2})
+    _l06_layout(fig)
+    _l06_support_panel(ax_s, xs, ys, labels, names)
+    _l06_query_panel(ax_q, xq, yq, pred, labels)
+    ax_q.set_title("queries: predicted label (green right, red wrong)", fontsize=9)
+    right = int((pred == yq).sum())
+    fig.suptitle(title or f"accuracy {100 * right / len(yq):.0f}% ({right}/{len(yq)})", fontsize=10)
+    return fig
+
+
+def plot_adaptation_panels(x_support, y_support, x_query, y_query, predictions, *, title=None):
+    """The same episode under several settings: the support set once, then one query panel per setting.
+
+    Parameters
+    ----------
+    x_support, y_support, x_query, y_query : Tensors, as in :func:`plot_episode_predictions`
+    predictions : dict ``{panel title: predicted labels [N*Q]}``
+        e.g. ``{"0 inner steps": ..., "3 inner steps": ...}``; each title gets the accuracy appended.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import torch
+    >>> y = torch.arange(2)
+    >>> fig = plot_adaptation_panels(torch.rand(2, 1, 8, 8), y, torch.rand(2, 1, 8, 8), y,
+    ...                              {"before": torch.tensor([1, 1]), "after": torch.tensor([0, 1])})
+    >>> [ax.get_title() for ax in fig.axes[1:]]
+    ['before: 50% right', 'after: 100% right']
+    """
+    import torch
+
+    xs, ys, xq, yq = _l06_episode_tensors(x_support, y_support, x_query, y_query)
+    labels = sorted(set(ys.tolist()))
+    k = max(int((ys == c).sum()) for c in labels)
+    q = max(int((yq == c).sum()) for c in labels)
+    m = len(predictions)
+    fig, axes = _plt.subplots(1, m + 1, figsize=episode_figsize(k, q, len(labels), m),
+                              gridspec_kw={"width_ratios": [k] + [q] * m, "wspace": 0.35 * (m + 1) / (k + m * q)})
+    _l06_layout(fig)
+    _l06_support_panel(axes[0], xs, ys, labels, [f"label {c}" for c in labels])
+    for ax, (name, pred) in zip(axes[1:], predictions.items()):
+        pred = torch.as_tensor(pred).detach().cpu().reshape(-1)
+        _l06_query_panel(ax, xq, yq, pred, labels)
+        ax.set_title(f"{name}: {100 * float((pred == yq).float().mean()):.0f}% right", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -41,7 +41,16 @@ def _fmt(result: dict[str, Any]) -> str:
     mean, half = result["mean"], result["ci95"]
     if result["metric"].startswith("accuracy"):
         return f"{100 * mean:.1f} ± {100 * half:.1f}%"
-    return f"{mean:.3f} ± {half:.3f}"
+    return _fmt_mse(result)
+
+
+def _fmt_mse(r: dict[str, Any]) -> str:
+    """MSE mean ± CI; when some tasks diverged, say how many and give the median instead of a huge mean."""
+    if r.get("n_diverged"):
+        return (f"diverged on {r['n_diverged']} tasks (median {r['median']:.3f}; "
+                f"mean of the rest {r['mean_without_diverged']:.3f})" if "mean_without_diverged" in r
+                else f"diverged on {r['n_diverged']} tasks (median {r['median']:.3f})")
+    return f"{r['mean']:.3f} ± {r['ci95']:.3f}"
 
 
 def _hours(seconds: float) -> str:
@@ -70,7 +79,7 @@ def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
         r = results.get(name)
         if r is None or "by_steps" not in r:
             continue
-        cells = [f"{r['by_steps'][s]['mean']:.3f} ± {r['by_steps'][s]['ci95']:.3f}" for s in ("0", "1", "5", "10")]
+        cells = [_fmt_mse(r["by_steps"][s]) for s in ("0", "1", "5", "10")]
         rows.append(f"| {name} (ours) | " + " | ".join(cells) + " |")
         rows.append(f"| {name} (Finn et al. 2017) | " + " | ".join(published[name]) + " |")
     return "\n".join(rows)
