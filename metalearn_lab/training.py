@@ -157,6 +157,7 @@ def save_checkpoint(
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is ordinary data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
