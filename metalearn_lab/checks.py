@@ -1,6 +1,164 @@
 """Exercise checkers for the lessons: each raises AssertionError saying what is wrong, or prints one success line."""
 
 
+# --- lesson 04 ---
+# Exercise checkers for 04_maml_sinusoid: the inner loop with torch.func, and query MSE per task.
+
+
+def _lesson04_setup(seed: int = 0):
+    """A small SineMLP (a few pretraining steps, so its gradients are not tiny) and 6 sinusoid tasks."""
+    import torch
+    import torch.nn.functional as F
+
+    from metalearn_lab.data.sinusoid import SinusoidTasks
+    from metalearn_lab.models import SineMLP
+
+    torch.manual_seed(seed)
+    model = SineMLP()
+    generator = torch.Generator().manual_seed(seed)
+    batch = SinusoidTasks().sample(6, 5, 20, generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(5):
+        optimizer.zero_grad()
+        F.mse_loss(model(batch.x_query.reshape(-1, 1)), batch.y_query.reshape(-1, 1)).backward()
+        optimizer.step()
+    return model, batch
+
+
+def _max_difference(a, b) -> tuple[float, str]:
+    worst, name = 0.0, ""
+    for k in b:
+        d = float((a[k].detach() - b[k].detach()).abs().max())
+        if d > worst:
+            worst, name = d, k
+    return worst, name
+
+
+def check_sine_adapt(inner_loop) -> None:
+    """Check an exercise's MAML inner loop against :func:`metalearn_lab.maml.adapt`.
+
+    ``inner_loop(model, params, x_support, y_support, inner_steps, inner_lr)`` must return the
+    dict of adapted parameters after ``inner_steps`` steps of gradient descent on the support MSE,
+    without changing the model's weights and staying differentiable with respect to ``params``
+    (second-order MAML). Raises ``AssertionError`` naming what differs; prints one line if right.
+    """
+    from collections.abc import Mapping
+
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    from metalearn_lab.maml import adapt
+
+    model, batch = _lesson04_setup()
+    xs, ys, xq, yq = (t[0] for t in batch.as_tuple())
+    params = dict(model.named_parameters())
+    before = {k: v.detach().clone() for k, v in params.items()}
+    inner_lr = 0.02
+
+    def ref(steps, lr=inner_lr, first_order=False):
+        return adapt(model, params, xs, ys, F.mse_loss, inner_steps=steps, inner_lr=lr, first_order=first_order)
+
+    for steps in (1, 2, 0):
+        got = inner_loop(model, params, xs, ys, steps, inner_lr)
+        assert got is not None, ("inner_loop returned None: return the dict of adapted parameters "
+                                 "{name: tensor}, like dict(model.named_parameters()) but moved")
+        assert isinstance(got, Mapping), f"inner_loop should return a dict name -> tensor, got a {type(got).__name__}"
+        assert set(got) == set(params), (f"the adapted dict needs the same keys as params; missing "
+                                         f"{sorted(set(params) - set(got))}, unexpected {sorted(set(got) - set(params))}")
+        changed = [k for k in params if not torch.equal(params[k].detach(), before[k])]
+        assert not changed, (f"inner_loop changed the model's own weights in place ({changed[0]}, ...): "
+                             "compute new tensors p - inner_lr * g instead of updating p")
+        for k in params:
+            assert got[k].shape == params[k].shape, f"adapted {k!r} has shape {tuple(got[k].shape)}, expected {tuple(params[k].shape)}"
+        want = ref(steps)
+        diff, name = _max_difference(got, want)
+        if diff > 1e-5:
+            if steps and _max_difference(got, ref(0))[0] < 1e-7:
+                raise AssertionError(f"with inner_steps={steps} the parameters did not move: take the gradient "
+                                     "steps and return the updated dict")
+            for other in (steps - 1, steps + 1):
+                if other >= 0 and _max_difference(got, ref(other))[0] < 1e-5:
+                    raise AssertionError(f"with inner_steps={steps} your loop took {other} step(s)")
+            uphill = {k: params[k] + (params[k] - want[k]) for k in params} if steps == 1 else None
+            if uphill is not None and _max_difference(got, uphill)[0] < 1e-5:
+                raise AssertionError("the step went uphill: theta' = theta - inner_lr * grad (minus, not plus)")
+            if steps == 1 and _max_difference(got, ref(1, lr=inner_lr * 2))[0] < 1e-5:
+                raise AssertionError("the step is twice too long: use inner_lr, not 2 * inner_lr")
+            raise AssertionError(f"with inner_steps={steps}, inner_lr={inner_lr} your adapted {name!r} differs from "
+                                 f"metalearn_lab.maml.adapt by {diff:.2e}: is the loss F.mse_loss on the support set?")
+
+    # The meta-gradient: differentiate the query loss at theta' back to theta, through 2 inner steps.
+    def meta_gradient(adapted):
+        loss = F.mse_loss(functional_call(model, adapted, (xq,)), yq)
+        return torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+
+    got = inner_loop(model, params, xs, ys, 2, inner_lr)
+    assert any(v.requires_grad and v.grad_fn is not None for v in got.values()), (
+        "the adapted parameters are detached from params, so no meta-gradient can flow back to theta: "
+        "do not call .detach() or torch.no_grad() inside the inner loop")
+    grads = meta_gradient(got)
+    want = meta_gradient(ref(2))
+    first = meta_gradient(ref(2, first_order=True))
+    gap = max(float((g - w).abs().max()) if g is not None else float("inf") for g, w in zip(grads, want))
+    if gap > 1e-5:
+        gap_first = max(float((g - w).abs().max()) if g is not None else float("inf") for g, w in zip(grads, first))
+        if gap_first < 1e-5:
+            raise AssertionError("your meta-gradient is the first-order one: the inner gradients are constants. "
+                                 "Pass create_graph=True to torch.autograd.grad so the meta-gradient sees the Hessian term")
+        raise AssertionError(f"the meta-gradient through your inner loop differs from MAML's by {gap:.2e}")
+    print("✓ inner_loop matches metalearn_lab.maml.adapt after 0, 1 and 2 steps, "
+          "and gives the same second-order meta-gradient")
+
+
+def check_query_mse(query_mse) -> None:
+    """Check ``query_mse(model, batch, inner_steps, inner_lr) -> Tensor [n_tasks]``.
+
+    The reference adapts to each task's support set with :func:`metalearn_lab.maml.adapt_and_predict`
+    and averages the squared error over each task's query points. Raises ``AssertionError``
+    naming the mistake; prints one line if right.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from metalearn_lab.maml import adapt_and_predict
+
+    model, batch = _lesson04_setup(1)
+    steps, lr = 3, 0.02
+
+    def reference(b, inner_steps=steps, inner_lr=lr):
+        pred = adapt_and_predict(model, b.as_tuple(), F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
+        return ((pred - b.y_query) ** 2).mean(dim=(1, 2))
+
+    got = query_mse(model, batch, steps, lr)
+    assert got is not None, "query_mse returned None: return a tensor with one MSE per task, shape [n_tasks]"
+    got = torch.as_tensor(got).detach().float()
+    want = reference(batch)
+    assert got.numel() != 1 or len(batch) == 1, (
+        f"query_mse returned one number ({float(got.reshape(-1)[0]):.4f}); return one MSE per task, "
+        f"shape [n_tasks] = [{len(batch)}], so that we can put a confidence interval on them")
+    assert got.shape == want.shape, f"query_mse returned shape {tuple(got.shape)}; expected one MSE per task, {tuple(want.shape)}"
+
+    def close(a, b):
+        return torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+    if not close(got, want):
+        if close(got, reference(batch, inner_steps=0)):
+            raise AssertionError("these are the MSEs before adaptation: pass inner_steps to adapt_and_predict")
+        if close(got, want.sqrt()):
+            raise AssertionError("these are root-mean-square errors; drop the square root")
+        swapped = type(batch)(batch.x_query, batch.y_query, batch.x_support, batch.y_support, batch.amplitude, batch.phase)
+        pred_s = adapt_and_predict(model, batch.as_tuple()[:2] + batch.as_tuple()[:2], F.mse_loss, inner_steps=steps, inner_lr=lr)
+        if close(got, ((pred_s - batch.y_support) ** 2).mean(dim=(1, 2))):
+            raise AssertionError("you measured the error on the support points, which the model was just fitted to; "
+                                 "measure it on the query points (x_query, y_query)")
+        if close(got, reference(swapped)):
+            raise AssertionError("support and query are swapped: adapt on (x_support, y_support), measure on (x_query, y_query)")
+        raise AssertionError(f"per-task MSE differs from the reference (first task: yours {float(got[0]):.4f}, "
+                             f"expected {float(want[0]):.4f}); average (prediction - y_query)**2 over each task's points")
+    print(f"✓ query_mse gives the right per-task MSE on {len(batch)} tasks (mean {float(want.mean()):.4f} after {steps} steps)")
+
+
 # --- lesson 05 ---
 # Siamese networks: checkers for the contrastive loss, the verification threshold, one-shot prediction.
 
@@ -636,164 +794,6 @@ def check_meta_gradient(meta_gradient_fn) -> None:
                              "differentiated with respect to the model's original parameters")
     print("✓ second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.")
 
-
-
-# --- lesson 04 ---
-# Exercise checkers for 04_maml_sinusoid: the inner loop with torch.func, and query MSE per task.
-
-
-def _lesson04_setup(seed: int = 0):
-    """A small SineMLP (a few pretraining steps, so its gradients are not tiny) and 6 sinusoid tasks."""
-    import torch
-    import torch.nn.functional as F
-
-    from metalearn_lab.data.sinusoid import SinusoidTasks
-    from metalearn_lab.models import SineMLP
-
-    torch.manual_seed(seed)
-    model = SineMLP()
-    generator = torch.Generator().manual_seed(seed)
-    batch = SinusoidTasks().sample(6, 5, 20, generator=generator)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    for _ in range(5):
-        optimizer.zero_grad()
-        F.mse_loss(model(batch.x_query.reshape(-1, 1)), batch.y_query.reshape(-1, 1)).backward()
-        optimizer.step()
-    return model, batch
-
-
-def _max_difference(a, b) -> tuple[float, str]:
-    worst, name = 0.0, ""
-    for k in b:
-        d = float((a[k].detach() - b[k].detach()).abs().max())
-        if d > worst:
-            worst, name = d, k
-    return worst, name
-
-
-def check_sine_adapt(inner_loop) -> None:
-    """Check an exercise's MAML inner loop against :func:`metalearn_lab.maml.adapt`.
-
-    ``inner_loop(model, params, x_support, y_support, inner_steps, inner_lr)`` must return the
-    dict of adapted parameters after ``inner_steps`` steps of gradient descent on the support MSE,
-    without changing the model's weights and staying differentiable with respect to ``params``
-    (second-order MAML). Raises ``AssertionError`` naming what differs; prints one line if right.
-    """
-    from collections.abc import Mapping
-
-    import torch
-    import torch.nn.functional as F
-    from torch.func import functional_call
-
-    from metalearn_lab.maml import adapt
-
-    model, batch = _lesson04_setup()
-    xs, ys, xq, yq = (t[0] for t in batch.as_tuple())
-    params = dict(model.named_parameters())
-    before = {k: v.detach().clone() for k, v in params.items()}
-    inner_lr = 0.02
-
-    def ref(steps, lr=inner_lr, first_order=False):
-        return adapt(model, params, xs, ys, F.mse_loss, inner_steps=steps, inner_lr=lr, first_order=first_order)
-
-    for steps in (1, 2, 0):
-        got = inner_loop(model, params, xs, ys, steps, inner_lr)
-        assert got is not None, ("inner_loop returned None: return the dict of adapted parameters "
-                                 "{name: tensor}, like dict(model.named_parameters()) but moved")
-        assert isinstance(got, Mapping), f"inner_loop should return a dict name -> tensor, got a {type(got).__name__}"
-        assert set(got) == set(params), (f"the adapted dict needs the same keys as params; missing "
-                                         f"{sorted(set(params) - set(got))}, unexpected {sorted(set(got) - set(params))}")
-        changed = [k for k in params if not torch.equal(params[k].detach(), before[k])]
-        assert not changed, (f"inner_loop changed the model's own weights in place ({changed[0]}, ...): "
-                             "compute new tensors p - inner_lr * g instead of updating p")
-        for k in params:
-            assert got[k].shape == params[k].shape, f"adapted {k!r} has shape {tuple(got[k].shape)}, expected {tuple(params[k].shape)}"
-        want = ref(steps)
-        diff, name = _max_difference(got, want)
-        if diff > 1e-5:
-            if steps and _max_difference(got, ref(0))[0] < 1e-7:
-                raise AssertionError(f"with inner_steps={steps} the parameters did not move: take the gradient "
-                                     "steps and return the updated dict")
-            for other in (steps - 1, steps + 1):
-                if other >= 0 and _max_difference(got, ref(other))[0] < 1e-5:
-                    raise AssertionError(f"with inner_steps={steps} your loop took {other} step(s)")
-            uphill = {k: params[k] + (params[k] - want[k]) for k in params} if steps == 1 else None
-            if uphill is not None and _max_difference(got, uphill)[0] < 1e-5:
-                raise AssertionError("the step went uphill: theta' = theta - inner_lr * grad (minus, not plus)")
-            if steps == 1 and _max_difference(got, ref(1, lr=inner_lr * 2))[0] < 1e-5:
-                raise AssertionError("the step is twice too long: use inner_lr, not 2 * inner_lr")
-            raise AssertionError(f"with inner_steps={steps}, inner_lr={inner_lr} your adapted {name!r} differs from "
-                                 f"metalearn_lab.maml.adapt by {diff:.2e}: is the loss F.mse_loss on the support set?")
-
-    # The meta-gradient: differentiate the query loss at theta' back to theta, through 2 inner steps.
-    def meta_gradient(adapted):
-        loss = F.mse_loss(functional_call(model, adapted, (xq,)), yq)
-        return torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-
-    got = inner_loop(model, params, xs, ys, 2, inner_lr)
-    assert any(v.requires_grad and v.grad_fn is not None for v in got.values()), (
-        "the adapted parameters are detached from params, so no meta-gradient can flow back to theta: "
-        "do not call .detach() or torch.no_grad() inside the inner loop")
-    grads = meta_gradient(got)
-    want = meta_gradient(ref(2))
-    first = meta_gradient(ref(2, first_order=True))
-    gap = max(float((g - w).abs().max()) if g is not None else float("inf") for g, w in zip(grads, want))
-    if gap > 1e-5:
-        gap_first = max(float((g - w).abs().max()) if g is not None else float("inf") for g, w in zip(grads, first))
-        if gap_first < 1e-5:
-            raise AssertionError("your meta-gradient is the first-order one: the inner gradients are constants. "
-                                 "Pass create_graph=True to torch.autograd.grad so the meta-gradient sees the Hessian term")
-        raise AssertionError(f"the meta-gradient through your inner loop differs from MAML's by {gap:.2e}")
-    print("✓ inner_loop matches metalearn_lab.maml.adapt after 0, 1 and 2 steps, "
-          "and gives the same second-order meta-gradient")
-
-
-def check_query_mse(query_mse) -> None:
-    """Check ``query_mse(model, batch, inner_steps, inner_lr) -> Tensor [n_tasks]``.
-
-    The reference adapts to each task's support set with :func:`metalearn_lab.maml.adapt_and_predict`
-    and averages the squared error over each task's query points. Raises ``AssertionError``
-    naming the mistake; prints one line if right.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from metalearn_lab.maml import adapt_and_predict
-
-    model, batch = _lesson04_setup(1)
-    steps, lr = 3, 0.02
-
-    def reference(b, inner_steps=steps, inner_lr=lr):
-        pred = adapt_and_predict(model, b.as_tuple(), F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
-        return ((pred - b.y_query) ** 2).mean(dim=(1, 2))
-
-    got = query_mse(model, batch, steps, lr)
-    assert got is not None, "query_mse returned None: return a tensor with one MSE per task, shape [n_tasks]"
-    got = torch.as_tensor(got).detach().float()
-    want = reference(batch)
-    assert got.numel() != 1 or len(batch) == 1, (
-        f"query_mse returned one number ({float(got.reshape(-1)[0]):.4f}); return one MSE per task, "
-        f"shape [n_tasks] = [{len(batch)}], so that we can put a confidence interval on them")
-    assert got.shape == want.shape, f"query_mse returned shape {tuple(got.shape)}; expected one MSE per task, {tuple(want.shape)}"
-
-    def close(a, b):
-        return torch.allclose(a, b, rtol=1e-4, atol=1e-6)
-
-    if not close(got, want):
-        if close(got, reference(batch, inner_steps=0)):
-            raise AssertionError("these are the MSEs before adaptation: pass inner_steps to adapt_and_predict")
-        if close(got, want.sqrt()):
-            raise AssertionError("these are root-mean-square errors; drop the square root")
-        swapped = type(batch)(batch.x_query, batch.y_query, batch.x_support, batch.y_support, batch.amplitude, batch.phase)
-        pred_s = adapt_and_predict(model, batch.as_tuple()[:2] + batch.as_tuple()[:2], F.mse_loss, inner_steps=steps, inner_lr=lr)
-        if close(got, ((pred_s - batch.y_support) ** 2).mean(dim=(1, 2))):
-            raise AssertionError("you measured the error on the support points, which the model was just fitted to; "
-                                 "measure it on the query points (x_query, y_query)")
-        if close(got, reference(swapped)):
-            raise AssertionError("support and query are swapped: adapt on (x_support, y_support), measure on (x_query, y_query)")
-        raise AssertionError(f"per-task MSE differs from the reference (first task: yours {float(got[0]):.4f}, "
-                             f"expected {float(want[0]):.4f}); average (prediction - y_query)**2 over each task's points")
-    print(f"✓ query_mse gives the right per-task MSE on {len(batch)} tasks (mean {float(want.mean()):.4f} after {steps} steps)")
 
 
 # --- lesson 06 ---

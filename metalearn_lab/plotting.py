@@ -167,8 +167,8 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
     >>> from metalearn_lab.samplers import EpisodeSampler
     >>> sampler = EpisodeSampler(torch.rand(10, 20, 1, 8, 8), n_way=3, k_shot=2, n_query=1)
     >>> fig = show_episode(sampler.sample(1, generator=torch.Generator().manual_seed(0)))
-    >>> fig.axes[0].get_ylabel()
-    'label 0'
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['label 0', 'label 1', 'label 2']
     """
     parts = episode.as_tuple() if hasattr(episode, "as_tuple") else tuple(episode)
     if len(parts) != 4:
@@ -182,31 +182,33 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
     k = max(len(r) for r in rows_s)
     q = max(len(r) for r in rows_q)
     n = len(labels)
-    width, height = size * (k + q + 0.4) + 0.9, size * n * 1.08 + 0.75
-    fig, axes = _plt.subplots(n, k + 1 + q, figsize=(width, height), squeeze=False,
-                              gridspec_kw={"width_ratios": [1] * k + [0.4] + [1] * q, "wspace": 0.08, "hspace": 0.08})
-    fig.subplots_adjust(left=0.85 / width, right=1 - 0.05 / width, bottom=0.05 / height, top=1 - 0.55 / height)
-    for r, c in enumerate(labels):
-        axes[r, k].axis("off")
-        for offset, row, count in ((0, rows_s[r], k), (k + 1, rows_q[r], q)):
-            for j in range(count):
-                ax = axes[r, offset + j]
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if j < len(row):
-                    img = row[j]
-                    ax.imshow((img[0] if img.dim() == 3 else img).numpy(), cmap="gray_r", vmin=0, vmax=1)
-                else:
-                    ax.axis("off")
-        axes[r, 0].set_ylabel(f"label {c}", rotation=0, ha="right", va="center", fontsize=8)
-    for first, last, name in ((0, k - 1, "support set"), (k + 1, k + q, "query set")):
-        box0, box1 = axes[0, first].get_position(), axes[0, last].get_position()
-        fig.text((box0.x0 + box1.x1) / 2, box0.y1 + 0.1 / height, name, ha="center", va="bottom", fontsize=9)
-    k_shot = int((y_support == labels[0]).sum()) if labels else 0
-    q_shot = int((y_query == labels[0]).sum()) if labels else 0
+    width, height = size * (k + q) + 1.6, size * n + 0.8
+    fig, (ax_s, ax_q) = _plt.subplots(1, 2, figsize=(width, height), gridspec_kw={"width_ratios": [k, q], "wspace": 0.05})
+    for ax, rows, cols, name in ((ax_s, rows_s, k, "support set"), (ax_q, rows_q, q, "query set")):
+        mosaic, centres = _mosaic(rows, cols)
+        ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks(centres, [f"label {c}" for c in labels] if ax is ax_s else [], fontsize=8)
+        ax.tick_params(length=0)
+        ax.set_title(name, fontsize=9)
+    k_shot = int((y_support == labels[0]).sum())
+    q_shot = int((y_query == labels[0]).sum())
     fig.suptitle(suptitle or f"{n}-way {k_shot}-shot episode, {q_shot} queries per class",
                  y=1 - 0.02 / height, va="top", fontsize=10)
     return fig
+
+
+def _mosaic(rows, cols, pad=2, gap_value=0.12):
+    """Images ``rows[r][j]`` (each ``[1, H, W]`` or ``[H, W]``) tiled on a light-grey grid; returns (array, row centres)."""
+    first = next(img for row in rows for img in row)
+    h, w = first.shape[-2:]
+    mosaic = _torch.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad), gap_value)
+    for r, row in enumerate(rows):
+        for j, img in enumerate(row):
+            top, left = pad + r * (h + pad), pad + j * (w + pad)
+            mosaic[top: top + h, left: left + w] = img.reshape(h, w)
+    centres = [pad + r * (h + pad) + h / 2 for r in range(len(rows))]
+    return mosaic.numpy(), centres
 
 
 def _box(ax, xy, width, height, text, color, *, fontsize=9, weight="normal"):
@@ -349,6 +351,192 @@ def plot_lake_trial(run, query_index=0, predicted=None, *, size=0.75):
         verdict = " — pixel 1-NN " + ("right" if int(predicted) == answer else f"wrong (chose {int(predicted)})")
     fig.suptitle(f"Lake {run.name}, query {query_index + 1}: which candidate is the same character? "
                  f"(answer framed green{verdict})", fontsize=9)
+    return fig
+
+
+# --- lesson 04 ---
+# Sinusoid regression: adapted curves (Finn et al. 2017, Fig. 2), learning curves, MSE sweeps.
+
+
+def adapted_sine_predictions(model, x_support, y_support, x_grid, *, steps=(0, 1, 10), inner_lr=0.01):
+    """Predictions of ``model`` on ``x_grid`` after each number of inner steps in ``steps``.
+
+    The model is adapted once, step by step, with plain gradient descent on the MSE of the
+    support set (:func:`metalearn_lab.maml.adapt`, one step at a time), and its prediction is
+    recorded whenever the step count is in ``steps``. The model's own weights are not changed.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A regressor ``[P, 1] -> [P, 1]`` (e.g. :class:`~metalearn_lab.models.SineMLP`).
+    x_support, y_support : Tensor ``[k_shot, 1]``
+    x_grid : Tensor ``[P]``
+    steps : iterable of int >= 0
+    inner_lr : float > 0
+
+    Returns
+    -------
+    dict int -> Tensor ``[P]``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from metalearn_lab.models import SineMLP
+    >>> x = torch.linspace(-5, 5, 5)[:, None]
+    >>> out = adapted_sine_predictions(SineMLP(), x, torch.sin(x), torch.linspace(-5, 5, 7), steps=(0, 2))
+    >>> sorted(out), tuple(out[2].shape)
+    ([0, 2], (7,))
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from metalearn_lab.maml import adapt
+
+    wanted = sorted({int(s) for s in steps})
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"steps must be a non-empty collection of integers >= 0, got {steps!r}")
+    grid = torch.as_tensor(x_grid, dtype=torch.float32).reshape(-1, 1)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    out, done = {}, 0
+    with torch.no_grad():
+        for target in wanted:
+            if target > done:
+                params = adapt(model, params, x_support, y_support, F.mse_loss, inner_steps=target - done, inner_lr=inner_lr)
+                done = target
+            out[target] = torch.func.functional_call(model, params, (grid,)).reshape(-1)
+    return out
+
+
+def plot_sine_tasks(batch, *, n_tasks=4, ax=None, title="Sinusoid tasks and their support points"):
+    """Draw the true curves of the first ``n_tasks`` tasks of a :class:`SinusoidBatch` and their support points.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+    else:
+        fig = ax.figure
+    x_grid = torch.linspace(-5, 5, 200)
+    true = batch.true_curve(x_grid)
+    for i in range(min(n_tasks, len(batch))):
+        (line,) = ax.plot(x_grid, true[i], lw=1.5, label=f"A={float(batch.amplitude[i]):.1f}, φ={float(batch.phase[i]):.1f}")
+        ax.scatter(batch.x_support[i, :, 0], batch.y_support[i, :, 0], color=line.get_color(), s=25, zorder=3)
+    ax.set(xlabel="x", ylabel="y", title=title)
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    return fig
+
+
+def plot_adapted_sines(models, batch, *, steps=(0, 1, 10), inner_lr=0.01, n_tasks=3, x_grid=None, title=None):
+    """A grid like Finn et al. (2017), Fig. 2: one row per model, one column per task.
+
+    Each panel shows the true curve, the support points, and the model's prediction before
+    adaptation (step 0, dashed) and after each number of gradient steps in ``steps``.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+        E.g. ``{"MAML": maml_model, "pretrained": pretrained_model}``.
+    batch : SinusoidBatch
+        Its support sets are the fine-tuning data.
+    steps, inner_lr : see :func:`adapted_sine_predictions`.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    x_grid = torch.linspace(-5, 5, 200) if x_grid is None else torch.as_tensor(x_grid)
+    n_tasks = min(n_tasks, len(batch))
+    fig, axes = plt.subplots(len(models), n_tasks, figsize=(3.3 * n_tasks, 2.6 * len(models)),
+                             sharex=True, squeeze=False)
+    true = batch.true_curve(x_grid)
+    colours = plt.cm.viridis_r(torch.linspace(0.15, 0.85, len(steps)).tolist())
+    for row, (name, model) in enumerate(models.items()):
+        for col in range(n_tasks):
+            ax = axes[row, col]
+            preds = adapted_sine_predictions(model, batch.x_support[col], batch.y_support[col], x_grid,
+                                             steps=steps, inner_lr=inner_lr)
+            ax.plot(x_grid, true[col], color="tab:red", lw=2, label="true")
+            for colour, s in zip(colours, sorted(preds)):
+                style = "--" if s == 0 else "-"
+                label = "pre-update" if s == 0 else f"{s} step{'s' if s > 1 else ''}"
+                ax.plot(x_grid, preds[s], style, color=colour, lw=1.5, label=label)
+            ax.scatter(batch.x_support[col, :, 0], batch.y_support[col, :, 0], marker="^", color="k", s=30,
+                       zorder=4, label=f"{batch.x_support.shape[1]} support points")
+            ax.set_title(f"{name}, task {col + 1}", fontsize=10)
+            if col == 0:
+                ax.set_ylabel("y")
+            if row == len(models) - 1:
+                ax.set_xlabel("x")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curve(losses, *, smooth=20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):
+    """Plot a per-step loss (thin) and its running mean over ``smooth`` steps (thick). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3))
+    else:
+        fig = ax.figure
+    values = torch.as_tensor(list(losses), dtype=torch.float64)
+    ax.plot(values, lw=0.6, alpha=0.4, color="tab:blue", label="each step")
+    if smooth > 1 and len(values) >= smooth:
+        running = torch.nn.functional.avg_pool1d(values[None, None], smooth, stride=1)[0, 0]
+        ax.plot(torch.arange(smooth - 1, len(values)), running, lw=2, color="tab:blue", label=f"mean of {smooth}")
+    ax.set(xlabel="meta-training step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_mse_sweep(x_values, curves, *, xlabel, train_range=None, logx=False, logy=True, ax=None, title=None,
+                   ylabel="query MSE"):
+    """MSE (mean with a 95% band) against a swept quantity, one curve per model or setting.
+
+    Parameters
+    ----------
+    x_values : sequence of float
+    curves : dict label -> (means, ci95_half_widths), each a sequence as long as ``x_values``
+    train_range : (low, high) or None
+        Shaded: the range that training saw (everything outside is out of distribution).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    else:
+        fig = ax.figure
+    x = np.asarray(list(x_values), dtype=float)
+    for label, (means, half) in curves.items():
+        means, half = np.asarray(means, dtype=float), np.asarray(half, dtype=float)
+        if len(means) != len(x) or len(half) != len(x):
+            raise ValueError(f"curve {label!r} has {len(means)} means and {len(half)} intervals for {len(x)} x values")
+        (line,) = ax.plot(x, means, marker="o", ms=3, label=label)
+        low = np.maximum(means - half, means * 0.05) if logy else means - half
+        ax.fill_between(x, low, means + half, color=line.get_color(), alpha=0.2)
+    if train_range is not None:
+        ax.axvspan(*train_range, color="0.9", zorder=0, label="training range")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -619,300 +807,6 @@ def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
     fig.tight_layout()
     return fig
 
-
-
-# --- lesson 04 ---
-# Sinusoid regression: adapted curves (Finn et al. 2017, Fig. 2), learning curves, MSE sweeps.
-
-
-def adapted_sine_predictions(model, x_support, y_support, x_grid, *, steps=(0, 1, 10), inner_lr=0.01):
-    """Predictions of ``model`` on ``x_grid`` after each number of inner steps in ``steps``.
-
-    The model is adapted once, step by step, with plain gradient descent on the MSE of the
-    support set (:func:`metalearn_lab.maml.adapt`, one step at a time), and its prediction is
-    recorded whenever the step count is in ``steps``. The model's own weights are not changed.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A regressor ``[P, 1] -> [P, 1]`` (e.g. :class:`~metalearn_lab.models.SineMLP`).
-    x_support, y_support : Tensor ``[k_shot, 1]``
-    x_grid : Tensor ``[P]``
-    steps : iterable of int >= 0
-    inner_lr : float > 0
-
-    Returns
-    -------
-    dict int -> Tensor ``[P]``
-
-    Examples
-    --------
-    >>> import torch
-    >>> from metalearn_lab.models import SineMLP
-    >>> x = torch.linspace(-5, 5, 5)[:, None]
-    >>> out = adapted_sine_predictions(SineMLP(), x, torch.sin(x), torch.linspace(-5, 5, 7), steps=(0, 2))
-    >>> sorted(out), tuple(out[2].shape)
-    ([0, 2], (7,))
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from metalearn_lab.maml import adapt
-
-    wanted = sorted({int(s) for s in steps})
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"steps must be a non-empty collection of integers >= 0, got {steps!r}")
-    grid = torch.as_tensor(x_grid, dtype=torch.float32).reshape(-1, 1)
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    out, done = {}, 0
-    with torch.no_grad():
-        for target in wanted:
-            if target > done:
-                params = adapt(model, params, x_support, y_support, F.mse_loss, inner_steps=target - done, inner_lr=inner_lr)
-                done = target
-            out[target] = torch.func.functional_call(model, params, (grid,)).reshape(-1)
-    return out
-
-
-def plot_sine_tasks(batch, *, n_tasks=4, ax=None, title="Sinusoid tasks and their support points"):
-    """Draw the true curves of the first ``n_tasks`` tasks of a :class:`SinusoidBatch` and their support points.
-
-    Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-    import torch
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-    else:
-        fig = ax.figure
-    x_grid = torch.linspace(-5, 5, 200)
-    true = batch.true_curve(x_grid)
-    for i in range(min(n_tasks, len(batch))):
-        (line,) = ax.plot(x_grid, true[i], lw=1.5, label=f"A={float(batch.amplitude[i]):.1f}, φ={float(batch.phase[i]):.1f}")
-        ax.scatter(batch.x_support[i, :, 0], batch.y_support[i, :, 0], color=line.get_color(), s=25, zorder=3)
-    ax.set(xlabel="x", ylabel="y", title=title)
-    ax.legend(fontsize=8, loc="upper right", ncol=2)
-    return fig
-
-
-def plot_adapted_sines(models, batch, *, steps=(0, 1, 10), inner_lr=0.01, n_tasks=3, x_grid=None, title=None):
-    """A grid like Finn et al. (2017), Fig. 2: one row per model, one column per task.
-
-    Each panel shows the true curve, the support points, and the model's prediction before
-    adaptation (step 0, dashed) and after each number of gradient steps in ``steps``.
-
-    Parameters
-    ----------
-    models : dict name -> nn.Module
-        E.g. ``{"MAML": maml_model, "pretrained": pretrained_model}``.
-    batch : SinusoidBatch
-        Its support sets are the fine-tuning data.
-    steps, inner_lr : see :func:`adapted_sine_predictions`.
-
-    Returns
-    -------
-    matplotlib Figure
-    """
-    import matplotlib.pyplot as plt
-    import torch
-
-    x_grid = torch.linspace(-5, 5, 200) if x_grid is None else torch.as_tensor(x_grid)
-    n_tasks = min(n_tasks, len(batch))
-    fig, axes = plt.subplots(len(models), n_tasks, figsize=(3.3 * n_tasks, 2.6 * len(models)),
-                             sharex=True, squeeze=False)
-    true = batch.true_curve(x_grid)
-    colours = plt.cm.viridis_r(torch.linspace(0.15, 0.85, len(steps)).tolist())
-    for row, (name, model) in enumerate(models.items()):
-        for col in range(n_tasks):
-            ax = axes[row, col]
-            preds = adapted_sine_predictions(model, batch.x_support[col], batch.y_support[col], x_grid,
-                                             steps=steps, inner_lr=inner_lr)
-            ax.plot(x_grid, true[col], color="tab:red", lw=2, label="true")
-            for colour, s in zip(colours, sorted(preds)):
-                style = "--" if s == 0 else "-"
-                label = "pre-update" if s == 0 else f"{s} step{'s' if s > 1 else ''}"
-                ax.plot(x_grid, preds[s], style, color=colour, lw=1.5, label=label)
-            ax.scatter(batch.x_support[col, :, 0], batch.y_support[col, :, 0], marker="^", color="k", s=30,
-                       zorder=4, label=f"{batch.x_support.shape[1]} support points")
-            ax.set_title(f"{name}, task {col + 1}", fontsize=10)
-            if col == 0:
-                ax.set_ylabel("y")
-            if row == len(models) - 1:
-                ax.set_xlabel("x")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_loss_curve(losses, *, smooth=20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):
-    """Plot a per-step loss (thin) and its running mean over ``smooth`` steps (thick). Returns the figure."""
-    import matplotlib.pyplot as plt
-    import torch
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3))
-    else:
-        fig = ax.figure
-    values = torch.as_tensor(list(losses), dtype=torch.float64)
-    ax.plot(values, lw=0.6, alpha=0.4, color="tab:blue", label="each step")
-    if smooth > 1 and len(values) >= smooth:
-        running = torch.nn.functional.avg_pool1d(values[None, None], smooth, stride=1)[0, 0]
-        ax.plot(torch.arange(smooth - 1, len(values)), running, lw=2, color="tab:blue", label=f"mean of {smooth}")
-    ax.set(xlabel="meta-training step", ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def plot_mse_sweep(x_values, curves, *, xlabel, train_range=None, logx=False, logy=True, ax=None, title=None,
-                   ylabel="query MSE"):
-    """MSE (mean with a 95% band) against a swept quantity, one curve per model or setting.
-
-    Parameters
-    ----------
-    x_values : sequence of float
-    curves : dict label -> (means, ci95_half_widths), each a sequence as long as ``x_values``
-    train_range : (low, high) or None
-        Shaded: the range that training saw (everything outside is out of distribution).
-
-    Returns
-    -------
-    matplotlib Figure
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.4))
-    else:
-        fig = ax.figure
-    x = np.asarray(list(x_values), dtype=float)
-    for label, (means, half) in curves.items():
-        means, half = np.asarray(means, dtype=float), np.asarray(half, dtype=float)
-        if len(means) != len(x) or len(half) != len(x):
-            raise ValueError(f"curve {label!r} has {len(means)} means and {len(half)} intervals for {len(x)} x values")
-        (line,) = ax.plot(x, means, marker="o", ms=3, label=label)
-        low = np.maximum(means - half, means * 0.05) if logy else means - half
-        ax.fill_between(x, low, means + half, color=line.get_color(), alpha=0.2)
-    if train_range is not None:
-        ax.axvspan(*train_range, color="0.9", zorder=0, label="training range")
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
-    ax.legend(fontsize=8)
-    return fig
-
-
-# --- lesson 03 ---
-# The meta-gradient: first-order vs second-order agreement, and the measured cost of both.
-
-
-def plot_gradient_agreement(alphas, curves, *, axes=None, title=None, marker=None):
-    """Cosine similarity and relative error of first-order vs true meta-gradients against α.
-
-    Parameters
-    ----------
-    alphas : sequence of float, the inner learning rates (x axis, log scale)
-    curves : dict label -> (cosines, relative_errors), each a sequence as long as ``alphas``
-        (e.g. ``{"1 inner step": (cos, rel), ...}``); NaN/inf values (a diverged inner loop) are not drawn.
-    axes : two matplotlib Axes or None (a new 1×2 figure)
-    marker : (alpha, label) or None, a vertical line at one α (e.g. the one used in training)
-
-    Returns
-    -------
-    matplotlib Figure
-
-    Examples
-    --------
-    >>> fig = plot_gradient_agreement([0.01, 0.1], {"K = 1": ([0.99, 0.7], [0.1, 0.8])})
-    >>> [ax.get_ylabel() for ax in fig.axes]
-    ['cosine similarity', 'relative error']
-    """
-    import numpy as np
-
-    if axes is None:
-        fig, axes = _plt.subplots(1, 2, figsize=(9, 3.3))
-    else:
-        fig = axes[0].figure
-    alphas = np.asarray(alphas, dtype=float)
-    for label, (cos, rel) in curves.items():
-        cos, rel = np.asarray(cos, dtype=float), np.asarray(rel, dtype=float)
-        rel = np.where(np.isfinite(rel), rel, np.nan)
-        (line,) = axes[0].plot(alphas, np.where(np.isfinite(cos), cos, np.nan), "o-", ms=3, label=label)
-        axes[1].plot(alphas, rel, "o-", ms=3, color=line.get_color(), label=label)
-    axes[0].set_ylabel("cosine similarity")
-    axes[0].set_title("direction: cos(first-order, true)", fontsize=10)
-    axes[1].set_ylabel("relative error")
-    axes[1].set_yscale("log")
-    axes[1].set_title("size: ‖first-order − true‖ / ‖true‖", fontsize=10)
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("inner learning rate α")
-        ax.grid(alpha=0.3, which="both")
-        if marker is not None:
-            ax.axvline(marker[0], color="0.4", ls=":", lw=1)
-    if marker is not None:
-        axes[0].annotate(marker[1], (marker[0], axes[0].get_ylim()[0]), xytext=(3, 3), textcoords="offset points",
-                         fontsize=8, color="0.3")
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as the inner loop grows"):
-    """Wall time and graph memory of one meta-gradient against the number of inner steps.
-
-    Parameters
-    ----------
-    steps : sequence of int, the inner steps measured (x axis, log 2)
-    costs : dict label -> list of dicts ``{"seconds": float, "saved_mb": float}`` (one per step count),
-        as returned by :func:`metalearn_lab.maml.meta_gradient_cost`. Labels that contain
-        "first-order" are drawn dashed, so each model's pair of lines shares a colour.
-
-    Returns
-    -------
-    matplotlib Figure
-
-    Examples
-    --------
-    >>> fig = plot_meta_gradient_cost([1, 2], {"MLP, second-order": [{"seconds": 0.1, "saved_mb": 1.0},
-    ...                                                              {"seconds": 0.2, "saved_mb": 2.0}]})
-    >>> len(fig.axes)
-    2
-    """
-    from matplotlib.ticker import LogFormatter
-
-    fig, (ax_time, ax_mem) = _plt.subplots(1, 2, figsize=(9.5, 3.9))
-    colours = {}
-    for label, rows in costs.items():
-        model = label.split(",")[0]
-        colour = colours.setdefault(model, f"C{len(colours)}")
-        style = "--" if "first-order" in label else "-"
-        ax_time.plot(steps, [1000 * r["seconds"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
-        ax_mem.plot(steps, [r["saved_mb"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
-    for ax, ylabel in ((ax_time, "wall time (ms, fastest run)"), (ax_mem, "autograd graph (MB saved for backward)")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xticks(list(steps))
-        ax.set_xticklabels([str(s) for s in steps])
-        ax.set_xlabel("inner steps K")
-        ax.set_ylabel(ylabel)
-        ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers (60, 200), not 6×10¹
-        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1.2, 0.5)))
-        ax.grid(alpha=0.3, which="both")
-    ax_time.set_title("time", fontsize=10)
-    ax_mem.set_title("memory", fontsize=10)
-    handles, labels = ax_time.get_legend_handles_labels()
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, handlelength=3, frameon=False)
-    return fig
 
 
 # --- lesson 06 ---
@@ -1215,4 +1109,110 @@ def plot_adaptation_panels(x_support, y_support, x_query, y_query, predictions, 
         ax.set_title(f"{name}: {100 * float((pred == yq).float().mean()):.0f}% right", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+# --- lesson 03 ---
+# The meta-gradient: first-order vs second-order agreement, and the measured cost of both.
+
+
+def plot_gradient_agreement(alphas, curves, *, axes=None, title=None, marker=None):
+    """Cosine similarity and relative error of first-order vs true meta-gradients against α.
+
+    Parameters
+    ----------
+    alphas : sequence of float, the inner learning rates (x axis, log scale)
+    curves : dict label -> (cosines, relative_errors), each a sequence as long as ``alphas``
+        (e.g. ``{"1 inner step": (cos, rel), ...}``); NaN/inf values (a diverged inner loop) are not drawn.
+    axes : two matplotlib Axes or None (a new 1×2 figure)
+    marker : (alpha, label) or None, a vertical line at one α (e.g. the one used in training)
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> fig = plot_gradient_agreement([0.01, 0.1], {"K = 1": ([0.99, 0.7], [0.1, 0.8])})
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['cosine similarity', 'relative error']
+    """
+    import numpy as np
+
+    if axes is None:
+        fig, axes = _plt.subplots(1, 2, figsize=(9, 3.3))
+    else:
+        fig = axes[0].figure
+    alphas = np.asarray(alphas, dtype=float)
+    for label, (cos, rel) in curves.items():
+        cos, rel = np.asarray(cos, dtype=float), np.asarray(rel, dtype=float)
+        rel = np.where(np.isfinite(rel), rel, np.nan)
+        (line,) = axes[0].plot(alphas, np.where(np.isfinite(cos), cos, np.nan), "o-", ms=3, label=label)
+        axes[1].plot(alphas, rel, "o-", ms=3, color=line.get_color(), label=label)
+    axes[0].set_ylabel("cosine similarity")
+    axes[0].set_title("direction: cos(first-order, true)", fontsize=10)
+    axes[1].set_ylabel("relative error")
+    axes[1].set_yscale("log")
+    axes[1].set_title("size: ‖first-order − true‖ / ‖true‖", fontsize=10)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("inner learning rate α")
+        ax.grid(alpha=0.3, which="both")
+        if marker is not None:
+            ax.axvline(marker[0], color="0.4", ls=":", lw=1)
+    if marker is not None:
+        axes[0].annotate(marker[1], (marker[0], axes[0].get_ylim()[0]), xytext=(3, 3), textcoords="offset points",
+                         fontsize=8, color="0.3")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_meta_gradient_cost(steps, costs, *, title="Cost of one meta-gradient as the inner loop grows"):
+    """Wall time and graph memory of one meta-gradient against the number of inner steps.
+
+    Parameters
+    ----------
+    steps : sequence of int, the inner steps measured (x axis, log 2)
+    costs : dict label -> list of dicts ``{"seconds": float, "saved_mb": float}`` (one per step count),
+        as returned by :func:`metalearn_lab.maml.meta_gradient_cost`. Labels that contain
+        "first-order" are drawn dashed, so each model's pair of lines shares a colour.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> fig = plot_meta_gradient_cost([1, 2], {"MLP, second-order": [{"seconds": 0.1, "saved_mb": 1.0},
+    ...                                                              {"seconds": 0.2, "saved_mb": 2.0}]})
+    >>> len(fig.axes)
+    2
+    """
+    from matplotlib.ticker import LogFormatter
+
+    fig, (ax_time, ax_mem) = _plt.subplots(1, 2, figsize=(9.5, 3.9))
+    colours = {}
+    for label, rows in costs.items():
+        model = label.split(",")[0]
+        colour = colours.setdefault(model, f"C{len(colours)}")
+        style = "--" if "first-order" in label else "-"
+        ax_time.plot(steps, [1000 * r["seconds"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
+        ax_mem.plot(steps, [r["saved_mb"] for r in rows], style, marker="o", ms=4, color=colour, label=label)
+    for ax, ylabel in ((ax_time, "wall time (ms, fastest run)"), (ax_mem, "autograd graph (MB saved for backward)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(list(steps))
+        ax.set_xticklabels([str(s) for s in steps])
+        ax.set_xlabel("inner steps K")
+        ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers (60, 200), not 6×10¹
+        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1.2, 0.5)))
+        ax.grid(alpha=0.3, which="both")
+    ax_time.set_title("time", fontsize=10)
+    ax_mem.set_title("memory", fontsize=10)
+    handles, labels = ax_time.get_legend_handles_labels()
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, handlelength=3, frameon=False)
     return fig

@@ -173,100 +173,6 @@ def episode_widget(classes, seed: int = 0):
     )
 
 
-# --- lesson 05 ---
-# Siamese networks: the margin of the contrastive loss, the verification threshold, one-shot trials.
-
-
-def contrastive_margin_explorer(points=None):
-    """A margin slider redrawing the contrastive loss of one pair against d, for both labels.
-
-    ``points``: optional ``(d, same)`` pairs drawn as markers (e.g. the hand-computed pairs).
-    The static twin for the book is :func:`metalearn_lab.plotting.plot_contrastive_margins`.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    from metalearn_lab.plotting import plot_contrastive_loss
-
-    def show(margin=1.0):
-        fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
-        plt.show(fig)
-
-    slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False)
-    return widgets.interactive(show, margin=slider)
-
-
-def threshold_explorer(d_train, same_train, d_test, same_test):
-    """A threshold slider over the distance histograms; prints training and held-out verification accuracy.
-
-    ``d_*`` ``[P]`` pair distances, ``same_*`` ``[P]`` labels (1 = same class). The static twin is
-    :func:`metalearn_lab.plotting.plot_distance_histogram` with the chosen threshold.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    import torch
-
-    from metalearn_lab.plotting import plot_distance_histogram
-
-    d_train, d_test = torch.as_tensor(d_train), torch.as_tensor(d_test)
-    same_train, same_test = torch.as_tensor(same_train).float(), torch.as_tensor(same_test).float()
-
-    def accuracy(d, same, t):
-        return float(((d < t).float() == same).float().mean())
-
-    def show(threshold):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
-        plot_distance_histogram(d_train, same_train, threshold, ax=axes[0],
-                                title=f"training pairs: accuracy {100 * accuracy(d_train, same_train, threshold):.1f}%")
-        plot_distance_histogram(d_test, same_test, threshold, ax=axes[1],
-                                title=f"held-out pairs: accuracy {100 * accuracy(d_test, same_test, threshold):.1f}%")
-        fig.tight_layout()
-        plt.show(fig)
-
-    top = float(torch.quantile(torch.cat([d_train, d_test]).float(), 0.99))
-    slider = widgets.FloatSlider(value=top / 3, min=0.0, max=top, step=top / 100, description="threshold",
-                                 readout_format=".2f", continuous_update=False)
-    return widgets.interactive(show, threshold=slider)
-
-
-def one_shot_trial_browser(model, runs):
-    """Browse Lake's runs: pick a run and a trial, see the query, the 20 candidates and the model's choice.
-
-    ``model`` maps images ``[B, 1, S, S]`` to embeddings; ``runs`` from
-    :func:`metalearn_lab.data.load_lake_runs`. The static twin is
-    :func:`metalearn_lab.plotting.plot_one_shot_trial`.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    import torch
-
-    from metalearn_lab.plotting import plot_one_shot_trial
-
-    model.eval()
-    cache = {}
-
-    def distances(run_index):
-        if run_index not in cache:
-            run = runs[run_index]
-            with torch.no_grad():
-                cache[run_index] = torch.cdist(model(run.query), model(run.support))
-        return cache[run_index]
-
-    def show(run=1, trial=1):
-        r = runs[run - 1]
-        d = distances(run - 1)[trial - 1]
-        fig = plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d,
-                                  title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
-        plt.show(fig)
-
-    return widgets.interactive(
-        show,
-        run=widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
-        trial=widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
-    )
-
-
-
 # --- lesson 04 ---
 # "Try it" for MAML on sinusoids: adapt MAML and the pretrained baseline to one task, live.
 
@@ -460,129 +366,98 @@ def sine_adaptation_figure(models, settings, *, tasks=None, seed=0, max_k=20):
     return fig
 
 
-# --- lesson 03 ---
-# "Try it": the true meta-gradient vs the first-order one for linear regression, in closed form.
+# --- lesson 05 ---
+# Siamese networks: the margin of the contrastive loss, the verification threshold, one-shot trials.
 
 
-def _l03_gaps(task, alphas, inner_steps):
-    import numpy as np
+def contrastive_margin_explorer(points=None):
+    """A margin slider redrawing the contrastive loss of one pair against d, for both labels.
 
-    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
-
-    cos, rel = [], []
-    for alpha in alphas:
-        true = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps)
-        first = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps, first_order=True)
-        c, r = compare_gradients(true, first)
-        cos.append(c)
-        rel.append(r if np.isfinite(r) else np.nan)
-    return np.asarray(cos), np.asarray(rel)
-
-
-def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, alphas=None):
-    r"""One view of the first-order gap for linear regression: the two gradients, and the error against α.
-
-    Left: the components of the true meta-gradient :math:`((I-\alpha A_s)^K)^\top g` and of the
-    first-order one :math:`g = \nabla\mathcal{L}_q(\theta_K)`. Right: their relative error for every α
-    (this ``inner_steps``), with a dot at ``inner_lr``. Everything is closed form
-    (:func:`metalearn_lab.maml.linear_regression_meta_gradient`), so it redraws instantly.
-
-    Parameters
-    ----------
-    task : (theta [d], x_support [n, d], y_support [n], x_query [m, d], y_query [m]), float64
-    inner_lr, inner_steps : α and K
-    alphas : the α grid of the right panel (default 60 values from 1e-3 to 1)
-
-    Returns
-    -------
-    matplotlib Figure
-
-    Examples
-    --------
-    >>> import torch
-    >>> g = torch.Generator().manual_seed(0)
-    >>> x = torch.randn(6, 3, generator=g, dtype=torch.float64)
-    >>> task = (torch.zeros(3, dtype=torch.float64), x, x.sum(1), x, x.sum(1))
-    >>> len(first_order_gap_view(task, 0.05, 2).axes)
-    2
+    ``points``: optional ``(d, same)`` pairs drawn as markers (e.g. the hand-computed pairs).
+    The static twin for the book is :func:`metalearn_lab.plotting.plot_contrastive_margins`.
     """
-    import numpy as np
-
-    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
-
-    theta, x_support = task[0], task[1]
-    alphas = np.geomspace(1e-3, 1.0, 60) if alphas is None else np.asarray(alphas, dtype=float)
-    a_support = 2.0 / x_support.shape[0] * x_support.T @ x_support
-    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
-    true = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps)
-    first = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True)
-    cos, rel = compare_gradients(true, first)
-    fig, (ax_bar, ax_rel) = _plt.subplots(1, 2, figsize=(9.5, 3.4))
-    index = np.arange(theta.numel())
-    ax_bar.bar(index - 0.2, true.numpy(), width=0.4, label="true (second-order)", color="C0")
-    ax_bar.bar(index + 0.2, first.numpy(), width=0.4, label="first-order", color="C1")
-    ax_bar.axhline(0, color="0.3", lw=0.8)
-    ax_bar.set_xticks(index)
-    ax_bar.set_xticklabels([f"θ{i}" for i in index])
-    ax_bar.set_ylabel("meta-gradient component")
-    ax_bar.set_title(f"α = {inner_lr:.3g}, K = {inner_steps}:  cos = {cos:.3f},  rel. error = {rel:.2g}", fontsize=10)
-    ax_bar.legend(fontsize=8)
-    _, rels = _l03_gaps(task, alphas, inner_steps)
-    ax_rel.plot(alphas, rels, color="C2", label=f"K = {inner_steps}")
-    ax_rel.plot([inner_lr], [rel], "o", color="C3", ms=7)
-    if limit < alphas.max():
-        ax_rel.axvspan(limit, alphas.max(), color="0.85", zorder=0)
-        ax_rel.annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"), xytext=(-3, 0),
-                        textcoords="offset points", fontsize=8, color="0.3", ha="right")
-    ax_rel.set_xscale("log")
-    ax_rel.set_yscale("log")
-    ax_rel.set_xlabel("inner learning rate α")
-    ax_rel.set_ylabel("relative error of first-order")
-    ax_rel.set_title("error against α (dot: the slider's α)", fontsize=10)
-    ax_rel.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    return fig
-
-
-def first_order_gap_widget(task):
-    """Sliders for α (log scale) and K; redraws :func:`first_order_gap_view` (a few milliseconds of maths)."""
     import ipywidgets as widgets
+    import matplotlib.pyplot as plt
 
-    def update(inner_lr, inner_steps):
-        first_order_gap_view(task, inner_lr, inner_steps)
-        _plt.show()
+    from metalearn_lab.plotting import plot_contrastive_loss
+
+    def show(margin=1.0):
+        fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
+        plt.show(fig)
+
+    slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False)
+    return widgets.interactive(show, margin=slider)
+
+
+def threshold_explorer(d_train, same_train, d_test, same_test):
+    """A threshold slider over the distance histograms; prints training and held-out verification accuracy.
+
+    ``d_*`` ``[P]`` pair distances, ``same_*`` ``[P]`` labels (1 = same class). The static twin is
+    :func:`metalearn_lab.plotting.plot_distance_histogram` with the chosen threshold.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.plotting import plot_distance_histogram
+
+    d_train, d_test = torch.as_tensor(d_train), torch.as_tensor(d_test)
+    same_train, same_test = torch.as_tensor(same_train).float(), torch.as_tensor(same_test).float()
+
+    def accuracy(d, same, t):
+        return float(((d < t).float() == same).float().mean())
+
+    def show(threshold):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
+        plot_distance_histogram(d_train, same_train, threshold, ax=axes[0],
+                                title=f"training pairs: accuracy {100 * accuracy(d_train, same_train, threshold):.1f}%")
+        plot_distance_histogram(d_test, same_test, threshold, ax=axes[1],
+                                title=f"held-out pairs: accuracy {100 * accuracy(d_test, same_test, threshold):.1f}%")
+        fig.tight_layout()
+        plt.show(fig)
+
+    top = float(torch.quantile(torch.cat([d_train, d_test]).float(), 0.99))
+    slider = widgets.FloatSlider(value=top / 3, min=0.0, max=top, step=top / 100, description="threshold",
+                                 readout_format=".2f", continuous_update=False)
+    return widgets.interactive(show, threshold=slider)
+
+
+def one_shot_trial_browser(model, runs):
+    """Browse Lake's runs: pick a run and a trial, see the query, the 20 candidates and the model's choice.
+
+    ``model`` maps images ``[B, 1, S, S]`` to embeddings; ``runs`` from
+    :func:`metalearn_lab.data.load_lake_runs`. The static twin is
+    :func:`metalearn_lab.plotting.plot_one_shot_trial`.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+
+    from metalearn_lab.plotting import plot_one_shot_trial
+
+    model.eval()
+    cache = {}
+
+    def distances(run_index):
+        if run_index not in cache:
+            run = runs[run_index]
+            with torch.no_grad():
+                cache[run_index] = torch.cdist(model(run.query), model(run.support))
+        return cache[run_index]
+
+    def show(run=1, trial=1):
+        r = runs[run - 1]
+        d = distances(run - 1)[trial - 1]
+        fig = plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d,
+                                  title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
+        plt.show(fig)
 
     return widgets.interactive(
-        update,
-        inner_lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05, description="inner lr α",
-                                        readout_format=".3f"),
-        inner_steps=widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
+        show,
+        run=widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
+        trial=widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
     )
 
-
-def first_order_gap_figure(task, steps=(1, 2, 4, 8), *, alphas=None):
-    """The widget's question as one static figure, for the book: cosine and relative error vs α, one line per K.
-
-    Returns
-    -------
-    matplotlib Figure (from :func:`metalearn_lab.plotting.plot_gradient_agreement`)
-    """
-    import numpy as np
-
-    from metalearn_lab.plotting import plot_gradient_agreement
-
-    alphas = np.geomspace(1e-3, 1.0, 40) if alphas is None else np.asarray(alphas, dtype=float)
-    curves = {f"K = {k}": _l03_gaps(task, alphas, k) for k in steps}
-    a_support = 2.0 / task[1].shape[0] * task[1].T @ task[1]
-    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
-    fig = plot_gradient_agreement(alphas, curves,
-                                  title="Linear regression: first-order vs true meta-gradient (closed form)")
-    if limit < alphas.max():
-        for ax in fig.axes:
-            ax.axvspan(limit, alphas.max(), color="0.85", zorder=0)
-        fig.axes[1].annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"),
-                             xytext=(-3, 0), textcoords="offset points", fontsize=8, color="0.3", ha="right")
-    return fig
 
 
 # --- lesson 06 ---
@@ -760,3 +635,126 @@ def omniglot_adaptation_figure(model, classes, *, steps=(0, 1, 3, 10), inner_lr=
     fig = plot_adaptation_panels(episode.x_support[0], episode.y_support[0], episode.x_query[0], episode.y_query[0],
                                  predictions, title=title or f"One test episode after k inner steps (α = {inner_lr:g})")
     return fig, {k: r["accuracy"] for k, r in results.items()}
+# --- lesson 03 ---
+# "Try it": the true meta-gradient vs the first-order one for linear regression, in closed form.
+
+
+def _l03_gaps(task, alphas, inner_steps):
+    import numpy as np
+
+    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
+
+    cos, rel = [], []
+    for alpha in alphas:
+        true = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps)
+        first = linear_regression_meta_gradient(*task, inner_lr=float(alpha), inner_steps=inner_steps, first_order=True)
+        c, r = compare_gradients(true, first)
+        cos.append(c)
+        rel.append(r if np.isfinite(r) else np.nan)
+    return np.asarray(cos), np.asarray(rel)
+
+
+def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, alphas=None):
+    r"""One view of the first-order gap for linear regression: the two gradients, and the error against α.
+
+    Left: the components of the true meta-gradient :math:`((I-\alpha A_s)^K)^\top g` and of the
+    first-order one :math:`g = \nabla\mathcal{L}_q(\theta_K)`. Right: their relative error for every α
+    (this ``inner_steps``), with a dot at ``inner_lr``. Everything is closed form
+    (:func:`metalearn_lab.maml.linear_regression_meta_gradient`), so it redraws instantly.
+
+    Parameters
+    ----------
+    task : (theta [d], x_support [n, d], y_support [n], x_query [m, d], y_query [m]), float64
+    inner_lr, inner_steps : α and K
+    alphas : the α grid of the right panel (default 60 values from 1e-3 to 1)
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    >>> task = (torch.zeros(3, dtype=torch.float64), x, x.sum(1), x, x.sum(1))
+    >>> len(first_order_gap_view(task, 0.05, 2).axes)
+    2
+    """
+    import numpy as np
+
+    from metalearn_lab.maml import compare_gradients, linear_regression_meta_gradient
+
+    theta, x_support = task[0], task[1]
+    alphas = np.geomspace(1e-3, 1.0, 60) if alphas is None else np.asarray(alphas, dtype=float)
+    a_support = 2.0 / x_support.shape[0] * x_support.T @ x_support
+    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
+    true = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps)
+    first = linear_regression_meta_gradient(*task, inner_lr=inner_lr, inner_steps=inner_steps, first_order=True)
+    cos, rel = compare_gradients(true, first)
+    fig, (ax_bar, ax_rel) = _plt.subplots(1, 2, figsize=(9.5, 3.4))
+    index = np.arange(theta.numel())
+    ax_bar.bar(index - 0.2, true.numpy(), width=0.4, label="true (second-order)", color="C0")
+    ax_bar.bar(index + 0.2, first.numpy(), width=0.4, label="first-order", color="C1")
+    ax_bar.axhline(0, color="0.3", lw=0.8)
+    ax_bar.set_xticks(index)
+    ax_bar.set_xticklabels([f"θ{i}" for i in index])
+    ax_bar.set_ylabel("meta-gradient component")
+    ax_bar.set_title(f"α = {inner_lr:.3g}, K = {inner_steps}:  cos = {cos:.3f},  rel. error = {rel:.2g}", fontsize=10)
+    ax_bar.legend(fontsize=8)
+    _, rels = _l03_gaps(task, alphas, inner_steps)
+    ax_rel.plot(alphas, rels, color="C2", label=f"K = {inner_steps}")
+    ax_rel.plot([inner_lr], [rel], "o", color="C3", ms=7)
+    if limit < alphas.max():
+        ax_rel.axvspan(limit, alphas.max(), color="0.85", zorder=0)
+        ax_rel.annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                        textcoords="offset points", fontsize=8, color="0.3", ha="right")
+    ax_rel.set_xscale("log")
+    ax_rel.set_yscale("log")
+    ax_rel.set_xlabel("inner learning rate α")
+    ax_rel.set_ylabel("relative error of first-order")
+    ax_rel.set_title("error against α (dot: the slider's α)", fontsize=10)
+    ax_rel.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def first_order_gap_widget(task):
+    """Sliders for α (log scale) and K; redraws :func:`first_order_gap_view` (a few milliseconds of maths)."""
+    import ipywidgets as widgets
+
+    def update(inner_lr, inner_steps):
+        first_order_gap_view(task, inner_lr, inner_steps)
+        _plt.show()
+
+    return widgets.interactive(
+        update,
+        inner_lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05, description="inner lr α",
+                                        readout_format=".3f"),
+        inner_steps=widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
+    )
+
+
+def first_order_gap_figure(task, steps=(1, 2, 4, 8), *, alphas=None):
+    """The widget's question as one static figure, for the book: cosine and relative error vs α, one line per K.
+
+    Returns
+    -------
+    matplotlib Figure (from :func:`metalearn_lab.plotting.plot_gradient_agreement`)
+    """
+    import numpy as np
+
+    from metalearn_lab.plotting import plot_gradient_agreement
+
+    alphas = np.geomspace(1e-3, 1.0, 40) if alphas is None else np.asarray(alphas, dtype=float)
+    curves = {f"K = {k}": _l03_gaps(task, alphas, k) for k in steps}
+    a_support = 2.0 / task[1].shape[0] * task[1].T @ task[1]
+    limit = 2.0 / float(_torch.linalg.eigvalsh(a_support).max())
+    fig = plot_gradient_agreement(alphas, curves,
+                                  title="Linear regression: first-order vs true meta-gradient (closed form)")
+    if limit < alphas.max():
+        for ax in fig.axes:
+            ax.axvspan(limit, alphas.max(), color="0.85", zorder=0)
+        fig.axes[1].annotate("inner loop\ndiverges →", (limit, 0.05), xycoords=("data", "axes fraction"),
+                             xytext=(-3, 0), textcoords="offset points", fontsize=8, color="0.3", ha="right")
+    return fig
