@@ -100,7 +100,11 @@ def adapt(
     check_inner_loop(inner_steps, inner_lr, params)
     buffers = dict(buffers or {})
     outer = torch.is_grad_enabled() and any(p.requires_grad for p in params.values())
-    adapted: Params = dict(params) if outer else {k: v.detach().requires_grad_() for k, v in params.items()}
+    # Frozen tensors (requires_grad=False) are still adapted, as in the vmap path, but get no meta-gradient.
+    adapted: Params = (
+        {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
+        if outer else {k: v.detach().requires_grad_() for k, v in params.items()}
+    )
     with torch.enable_grad():
         for _ in range(inner_steps):
             loss = loss_fn(functional_call(model, (adapted, buffers), (x,)), y)

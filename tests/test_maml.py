@@ -376,3 +376,25 @@ def test_maml_learns_sinusoids():
     print(mse)
     assert math.isfinite(mse["maml"])
     assert mse["maml"] < 1.5 and mse["maml"] < 0.4 * mse["scratch"], mse
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_frozen_parameters_loop_matches_vmap(first_order):
+    """A partly frozen net (e.g. a fixed first layer): both paths adapt every tensor, and the
+    meta-gradient reaches only the trainable ones. (The loop path used to raise a RuntimeError.)"""
+    torch.manual_seed(0)
+    model = SineMLP()
+    model.net[0].weight.requires_grad_(False)
+    batch = SinusoidTasks().sample(3, 5, generator=torch.Generator().manual_seed(0)).as_tuple()
+    results = {}
+    for vectorize in (True, False):
+        params = dict(model.named_parameters())
+        loss, predictions = meta_loss(model, params, batch, F.mse_loss, inner_steps=2, inner_lr=0.01,
+                                      first_order=first_order, vectorize=vectorize)
+        trainable = [v for v in params.values() if v.requires_grad]
+        results[vectorize] = (loss, predictions, torch.autograd.grad(loss, trainable))
+    torch.testing.assert_close(results[True][0], results[False][0])
+    torch.testing.assert_close(results[True][1], results[False][1])
+    for a, b in zip(results[True][2], results[False][2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert model.net[0].weight.grad is None
