@@ -37,6 +37,10 @@ def check_inner_loop(inner_steps: int, inner_lr: InnerLR, params: Mapping[str, t
             missing = sorted(set(params) - set(inner_lr))
             extra = sorted(set(inner_lr) - set(params))
             raise ValueError(f"inner_lr dict must have one entry per parameter; missing {missing}, unexpected {extra}")
+        for name, lr in inner_lr.items():
+            lr = torch.as_tensor(lr).detach()
+            if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
+                raise ValueError(f"inner_lr[{name!r}] must be finite and >= 0 everywhere (Meta-SGD learning rates)")
         return
     value = float(inner_lr.detach()) if isinstance(inner_lr, torch.Tensor) and inner_lr.numel() == 1 else inner_lr
     if isinstance(value, torch.Tensor):
@@ -98,6 +102,8 @@ def adapt(
     (True, True)
     """
     check_inner_loop(inner_steps, inner_lr, params)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must have one row per example; got {x.shape[0]} inputs and {y.shape[0]} targets")
     buffers = dict(buffers or {})
     outer = torch.is_grad_enabled() and any(p.requires_grad for p in params.values())
     # Frozen tensors (requires_grad=False) are still adapted, as in the vmap path, but get no meta-gradient.

@@ -398,3 +398,17 @@ def test_frozen_parameters_loop_matches_vmap(first_order):
     for a, b in zip(results[True][2], results[False][2]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     assert model.net[0].weight.grad is None
+
+
+def test_adapt_rejects_mismatched_rows_and_bad_meta_sgd_rates():
+    from metalearn_lab.models import SineMLP
+
+    model = SineMLP()
+    params = dict(model.named_parameters())
+    x = torch.zeros(5, 1)
+    with pytest.raises(ValueError, match="x and y"):
+        adapt(model, params, x, torch.zeros(4, 1), torch.nn.functional.mse_loss, inner_steps=1, inner_lr=0.01)
+    rates = {k: torch.full_like(v, 0.01) for k, v in params.items()}
+    rates["net.0.bias"] = torch.full_like(params["net.0.bias"], float("nan"))
+    with pytest.raises(ValueError, match="inner_lr\\['net.0.bias'\\]"):
+        adapt(model, params, x, torch.zeros(5, 1), torch.nn.functional.mse_loss, inner_steps=1, inner_lr=rates)
