@@ -37,7 +37,7 @@ def load_results(results_dir: str | Path = RESULTS_DIR) -> dict[str, dict[str, A
     return results
 
 
-def _fmt(result: dict[str, Any]) -> str:
+def format_result(result: dict[str, Any]) -> str:
     mean, half = result["mean"], result["ci95"]
     if result["metric"].startswith("accuracy"):
         return f"{100 * mean:.1f} ± {100 * half:.1f}%"
@@ -67,7 +67,7 @@ def results_table(results: dict[str, dict[str, Any]]) -> str:
             rows.append(f"| {label} | not trained yet | {target} | {published} | | |")
             continue
         cost = f"{_hours(r['train_wall_s'])} on {r.get('device', 'cpu')}, {r.get('threads', '?')} thread(s)"
-        rows.append(f"| {label} | **{_fmt(r)}** | {target} | {published} | {cost} | {r['config']['iterations']} |")
+        rows.append(f"| {label} | **{format_result(r)}** | {target} | {published} | {cost} | {r['config']['iterations']} |")
     return "\n".join(rows)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from metalearn_lab.experiments import EXPERIMENTS, ExperimentConfig, build_model, evaluate_experiment
-from metalearn_lab.report import load_results, write_results_page
+from metalearn_lab.report import format_result, load_results, write_results_page
 from metalearn_lab.shipping import SHIPPED_DIR, read_manifest, sha256_of, verify_shipped
 from metalearn_lab.training import load_checkpoint
 
@@ -49,7 +49,7 @@ def test_results_page_renders_every_shipped_result(tmp_path):
     for name, entry in MANIFEST.items():
         r = results[name]
         assert r["mean"] == pytest.approx(entry["mean"])
-        shown = f"{100 * r['mean']:.1f} ± {100 * r['ci95']:.1f}%" if r["metric"].startswith("accuracy") else f"{r['mean']:.3f} ± {r['ci95']:.3f}"
+        shown = format_result(r)
         assert shown in page, f"{name}'s result {shown} is missing from the results page"
     assert (tmp_path / "_generated" / "learning_curves.png").stat().st_size > 10_000
     json.dumps(results)  # plain JSON all the way down
