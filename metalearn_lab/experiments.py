@@ -108,12 +108,12 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
             eval_every=5000, checkpoint_every=5000, eval_inner_steps=10,
         ),
         ExperimentConfig(
-            "omniglot-maml-5w1s", "maml", iterations=1500, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
+            "omniglot-maml-5w1s", "maml", iterations=4000, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
             inner_steps=1, inner_lr=0.4, eval_inner_steps=3, eval_every=500, checkpoint_every=100,
             note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees under 1% of those tasks",
         ),
         ExperimentConfig(
-            "omniglot-fomaml-5w1s", "maml", iterations=2500, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
+            "omniglot-fomaml-5w1s", "maml", iterations=6000, meta_batch_size=8, n_way=5, k_shot=1, n_query=1,
             inner_steps=1, inner_lr=0.4, first_order=True, eval_inner_steps=3, eval_every=500, checkpoint_every=100,
             note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees under 1% of those tasks",
         ),
