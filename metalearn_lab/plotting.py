@@ -595,7 +595,7 @@ def plot_contrastive_loss(margin=1.0, *, ax=None, points=None, d_max=None):
     """The contrastive loss of one pair against its distance d, for both labels.
 
     ``same = 1``: ``d²`` (pull together); ``same = 0``: ``max(0, margin − d)²`` (push apart until
-    the margin). ``points`` is an optional list of ``(d, same)`` pairs drawn as markers.
+    the margin). ``points`` is an optional list of ``(d, same)`` or ``(d, same, label)`` drawn as markers.
 
     Returns
     -------
@@ -618,15 +618,18 @@ def plot_contrastive_loss(margin=1.0, *, ax=None, points=None, d_max=None):
     ax.plot(d.numpy(), per_pair[0].numpy(), color="tab:red", label=r"same = 0: $\max(0, m-d)^2$")
     ax.axvline(margin, color="gray", ls=":", lw=1)
     ax.text(margin, 0.95 * max(margin**2, 1.0), f" m = {margin:g}", color="gray", va="top")
-    for d_i, s in points or []:
+    for point in points or []:
+        d_i, s = point[0], point[1]
         value = d_i**2 if s else max(0.0, margin - d_i) ** 2
         ax.plot([d_i], [value], "o", color="tab:blue" if s else "tab:red", mfc="white", ms=8)
+        if len(point) > 2:
+            ax.annotate(str(point[2]), (d_i, value), xytext=(4, 6), textcoords="offset points", fontsize=10)
     ax.set_xlim(0, d_max)
     ax.set_ylim(0, max(margin**2, 1.0) * 1.15)
     ax.set_xlabel("distance d between the two embeddings")
     ax.set_ylabel("loss of the pair")
     ax.set_title(f"Contrastive loss, margin m = {margin:g}")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="center right", fontsize=9)
     return ax.figure
 
 
@@ -637,7 +640,7 @@ def plot_contrastive_margins(margins=(0.5, 1.0, 2.0)):
     fig, axes = plt.subplots(1, len(margins), figsize=(3.4 * len(margins), 3.2), sharey=False)
     for ax, margin in zip(axes, margins):
         plot_contrastive_loss(margin, ax=ax, d_max=2.5)
-        ax.legend().remove() if ax is not axes[0] else ax.legend(loc="upper right", fontsize=7)
+        ax.legend().remove() if ax is not axes[0] else ax.legend(loc="center right", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -660,25 +663,30 @@ def plot_pair_grid(x1, x2, same, *, n=8, title="Training pairs (same = 1: same c
 
 
 def plot_siamese_training(steps, losses, *, reference=None, smooth=20, title="Contrastive loss during training"):
-    """Loss against training step (raw and a running mean); ``reference=(steps, losses, label)`` adds a second run."""
+    """Loss against training step (log axis; raw and a running mean of ``smooth`` steps).
+
+    ``reference=(steps, losses, label)`` adds a second, usually longer, run (e.g. the full
+    experiment), drawn as given.
+    Returns the figure.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    def running_mean(values, k):
-        values = np.asarray(values, dtype=float)
-        k = max(1, min(k, len(values)))
-        return np.convolve(values, np.ones(k) / k, mode="valid"), k
-
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8)
-    mean, k = running_mean(losses, smooth)
-    ax.plot(np.asarray(steps)[k - 1:], mean, color="tab:blue", label=f"this lesson's run (mean of {k})")
-    if reference is not None:
-        r_steps, r_losses, r_label = reference
-        r_mean, rk = running_mean(r_losses, 50)
-        ax.plot(np.asarray(r_steps)[rk - 1:], r_mean, color="tab:orange", label=f"{r_label} (mean of {rk})")
-        ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel("training step")
+    runs = [(steps, losses, "this lesson's run", "tab:blue", smooth)]
+    if reference is not None:  # drawn as given (shipped histories are already averaged in bins)
+        runs.append((*reference, "tab:orange", 1))
+    for run_steps, run_losses, label, color, run_smooth in runs:
+        x = np.asarray(run_steps, dtype=float) + 1
+        y = np.asarray(run_losses, dtype=float)
+        k = max(1, min(run_smooth, len(y) // 5))
+        if k > 1:
+            ax.plot(x, y, color=color, alpha=0.25, lw=0.8)
+            ax.plot(x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), color=color, label=f"{label} (mean of {k} steps)")
+        else:
+            ax.plot(x, y, "o-" if len(y) < 30 else "-", color=color, ms=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training step (log scale)")
     ax.set_ylabel("contrastive loss (mean over pairs)")
     ax.set_title(title)
     ax.legend(fontsize=9)
@@ -774,14 +782,16 @@ def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title
 
     n = len(support)
     images = torch.cat([query.reshape(1, 1, *query.shape[-2:]), support.reshape(n, 1, *support.shape[-2:])])
-    titles = ["query"] + ([f"{float(v):.2f}" for v in distances] if distances is not None else [str(i) for i in range(n)])
+    titles = ["query"] + ([f"{i}: {float(v):.2f}" for i, v in enumerate(distances)] if distances is not None
+                          else [str(i) for i in range(n)])
     frames = [None] * (n + 1)
     frames[1 + int(answer)] = "#2e7d32"
     if int(chosen) != int(answer):
         frames[1 + int(chosen)] = "#c62828"
     fig = show_images(images, titles, ncols=11, size=size, frame_colors=frames)
     verdict = "right" if int(chosen) == int(answer) else "wrong"
-    fig.suptitle(title or f"chosen: candidate {int(chosen)} ({verdict}); answer framed green, a wrong choice red", fontsize=9)
+    fig.suptitle(title or f"chosen: candidate {int(chosen)} ({verdict}); answer framed green, a wrong choice red",
+                 fontsize=9, y=1.06)
     return fig
 
 
@@ -797,10 +807,10 @@ def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
     for i, v in enumerate(values):
         ax.text(v + 1, i, f"{v:.1f}%", va="center", fontsize=9)
     ax.axvline(5, color="gray", ls=":", lw=1)
-    ax.text(5.5, len(rows) - 0.5, "chance 5%", color="gray", fontsize=8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(labels, fontsize=9)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -1.0)
+    ax.text(5.8, -0.72, "chance 5%", color="gray", fontsize=8, va="center")
     ax.set_xlim(0, 110)
     ax.set_xlabel("accuracy (%)")
     ax.set_title(title + " (blue: measured here, grey: published)", fontsize=10)
