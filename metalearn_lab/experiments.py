@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from metalearn_lab.training import SHIPPED_DIR, load_checkpoint, save_checkpoint
 

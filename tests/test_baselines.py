@@ -11,14 +11,6 @@ from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.models import SineMLP
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_pretrain_fits_a_fixed_function():
     torch.manual_seed(0)

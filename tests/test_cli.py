@@ -16,14 +16,6 @@ from metalearn_lab.shipping import read_manifest, ship_run, verify_shipped
 from metalearn_lab.training import load_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def shipped_dir(tmp_path, monkeypatch):

@@ -14,14 +14,6 @@ from metalearn_lab.training import load_checkpoint
 REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def small(name: str):
     """The quick config with 10 evaluation tasks (Omniglot) — the Siamese test always uses Lake's 20 runs."""

@@ -19,14 +19,6 @@ from metalearn_lab.models import Conv4, SineMLP
 # ------------------------------------------------------------------------------ helpers
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_net() -> nn.Module:
     """2-3-1 tanh net in float64: smooth, so the Hessian is non-zero and finite differences are exact."""

@@ -10,14 +10,6 @@ from torch.func import functional_call
 from metalearn_lab.models import Conv4, EmbeddingNet, SineMLP, TaskBatchNorm2d, count_parameters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_shapes():
     assert SineMLP()(torch.zeros(7, 1)).shape == (7, 1)

@@ -13,14 +13,6 @@ from metalearn_lab.protonet import protonet_logits, protonet_loss, prototypes, s
 from metalearn_lab.samplers import Episode, EpisodeSampler, FixedEpisodes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_prototypes_are_class_means():
     g = torch.Generator().manual_seed(0)

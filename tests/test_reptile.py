@@ -12,14 +12,6 @@ from metalearn_lab.models import Conv4, SineMLP
 from metalearn_lab.reptile import reptile_step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("vectorize", [True, False])
 def test_reptile_step_moves_towards_adapted_weights(vectorize):

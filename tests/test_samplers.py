@@ -11,14 +11,6 @@ from metalearn_lab.data import rotation_split
 from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler, format_ci, mean_confidence_interval
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 N_CLASSES, N_PER_CLASS = 12, 20
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -10,14 +9,6 @@ from torch import nn
 
 from metalearn_lab.siamese import contrastive_loss, nearest_support, pair_distance, siamese_loss, verification_accuracy
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_contrastive_loss_by_hand():

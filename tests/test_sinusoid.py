@@ -10,14 +10,6 @@ import torch
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_sinusoid_formula():
     x = torch.tensor([0.0, math.pi / 2, math.pi])

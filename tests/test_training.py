@@ -10,14 +10,6 @@ from metalearn_lab.models import SineMLP
 from metalearn_lab.training import History, evaluate, load_checkpoint, load_or_train, meta_train, save_checkpoint, shipped_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's cores are shared, and oversubscribed threads crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_meta_train_records_history_and_checkpoints():
     calls, checkpoints, evaluations = [], [], []
