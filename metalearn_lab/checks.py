@@ -795,7 +795,6 @@ def check_meta_gradient(meta_gradient_fn) -> None:
     print("✓ second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.")
 
 
-
 # --- lesson 06 ---
 # Exercise checkers for 06_maml_omniglot: ProtoNet prototypes and logits by hand; the evaluation
 # loop that reports mean accuracy ± 95% CI over a fixed set of test tasks.
@@ -911,8 +910,6 @@ def check_evaluation_loop(evaluate_tasks) -> None:
     with ``batch_size=5``, so the last batch is short.
     """
     import math
-
-    import torch
 
     from metalearn_lab.samplers import mean_confidence_interval
 

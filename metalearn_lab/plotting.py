@@ -818,24 +818,11 @@ def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
     return fig
 
 
-
 # --- lesson 06 ---
 # Omniglot MAML vs first-order MAML vs ProtoNets: learning curves, the fast-adaptation curve,
 # and one adapted episode with its predictions marked right (green) or wrong (red).
 
 _L06_RIGHT, _L06_WRONG = "#2e7d32", "#c62828"
-
-
-def _l06_mosaic(rows, cols, pad=2, gap_value=0.12):
-    """Images ``rows[r][j]`` (each ``[1, H, W]`` or ``[H, W]``) tiled on a light-grey grid; returns (array, row centres)."""
-    first = next(img for row in rows for img in row)
-    h, w = first.shape[-2:]
-    mosaic = _torch.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad), gap_value)
-    for r, row in enumerate(rows):
-        for j, img in enumerate(row):
-            top, left = pad + r * (h + pad), pad + j * (w + pad)
-            mosaic[top: top + h, left: left + w] = img.reshape(h, w)
-    return mosaic.numpy(), [pad + r * (h + pad) + h / 2 for r in range(len(rows))]
 
 
 def _l06_smooth(values, window):
@@ -968,7 +955,7 @@ def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=Non
 
 def _l06_support_panel(ax, x_support, y_support, labels, names, pad=2):
     rows = [x_support[y_support == c] for c in labels]
-    mosaic, centres = _l06_mosaic(rows, max(len(r) for r in rows), pad=pad)
+    mosaic, centres = _mosaic(rows, max(len(r) for r in rows), pad=pad)
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks(centres, names, fontsize=8)
@@ -981,7 +968,7 @@ def _l06_query_panel(ax, x_query, y_query, predicted, labels, pad=2):
 
     order = [torch.nonzero(y_query == c).flatten() for c in labels]
     h, w = x_query.shape[-2:]
-    mosaic, _ = _l06_mosaic([x_query[idx] for idx in order], max(len(i) for i in order), pad=pad)
+    mosaic, _ = _mosaic([x_query[idx] for idx in order], max(len(i) for i in order), pad=pad)
     ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -1120,6 +1107,8 @@ def plot_adaptation_panels(x_support, y_support, x_query, y_query, predictions, 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
 # --- lesson 03 ---
 # The meta-gradient: first-order vs second-order agreement, and the measured cost of both.
 

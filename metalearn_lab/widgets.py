@@ -186,8 +186,6 @@ def _sine_task(tasks, seed, max_k=20):
 
 def _sine_panel_data(model, task, x_grid, *, k_shot, inner_steps, inner_lr):
     """Pre-update and adapted predictions of ``model`` on ``x_grid`` and the adapted MSE against the true curve."""
-    import torch
-
     from metalearn_lab.plotting import adapted_sine_predictions
 
     xs, ys = task.x_support[0, :k_shot], task.y_support[0, :k_shot]
@@ -459,7 +457,6 @@ def one_shot_trial_browser(model, runs):
     )
 
 
-
 # --- lesson 06 ---
 # "Try it" for MAML on Omniglot: adapt a meta-trained Conv4 to one fresh 5-way 1-shot episode, live.
 
@@ -635,6 +632,8 @@ def omniglot_adaptation_figure(model, classes, *, steps=(0, 1, 3, 10), inner_lr=
     fig = plot_adaptation_panels(episode.x_support[0], episode.y_support[0], episode.x_query[0], episode.y_query[0],
                                  predictions, title=title or f"One test episode after k inner steps (α = {inner_lr:g})")
     return fig, {k: r["accuracy"] for k, r in results.items()}
+
+
 # --- lesson 03 ---
 # "Try it": the true meta-gradient vs the first-order one for linear regression, in closed form.
 
