@@ -160,8 +160,8 @@ def load_lake_runs(
 
     Examples
     --------
-    >>> runs = load_lake_runs()  # doctest: +SKIP
-    >>> len(runs), tuple(runs[0].support.shape)  # doctest: +SKIP
+    >>> runs = load_lake_runs()
+    >>> len(runs), tuple(runs[0].support.shape)
     (20, (20, 1, 28, 28))
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:

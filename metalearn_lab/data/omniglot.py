@@ -573,8 +573,8 @@ def load_omniglot(
 
     Examples
     --------
-    >>> data = load_omniglot()  # doctest: +SKIP
-    >>> data.images.shape  # doctest: +SKIP
+    >>> data = load_omniglot()
+    >>> data.images.shape
     torch.Size([1623, 20, 28, 28])
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
