@@ -294,7 +294,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 def validate_omniglot_zip(path: str | os.PathLike, split: str) -> dict:
     """Check an Omniglot image zip by its content (not its md5).
 
-    The zip must hold ``images_<split>/<Alphabet>/characterNN/XXXX_YY.png`` with 30 alphabets /
+    The zip must hold ``images_<split>/<Alphabet>/characterNN/<id>_<drawer>.png`` with 30 alphabets /
     964 characters (background) or 20 alphabets / 659 characters (evaluation), exactly 20 PNGs
     (one per drawer) in every character folder, and intact CRCs.
 
@@ -325,7 +325,7 @@ def validate_omniglot_zip(path: str | os.PathLike, split: str) -> dict:
     path = Path(path)
     _, top, n_alphabets, n_characters = _SPLITS[split]
     expected = (
-        f"expected {top}/<Alphabet>/characterNN/XXXX_YY.png with {n_alphabets} alphabets, "
+        f"expected {top}/<Alphabet>/characterNN/<id>_<drawer>.png with {n_alphabets} alphabets, "
         f"{n_characters} characters and {_DRAWERS} PNGs per character"
     )
     with _open_zip(path) as zf:
