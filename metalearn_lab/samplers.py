@@ -13,11 +13,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from metalearn_lab.validation import check_int
 
-def _check_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclass
@@ -86,9 +83,9 @@ class EpisodeSampler:
                 f"got {type(classes).__name__} with shape {getattr(classes, 'shape', None)}"
             )
         n_classes, n_per_class = classes.shape[:2]
-        _check_int("n_way", n_way)
-        _check_int("k_shot", k_shot)
-        _check_int("n_query", n_query)
+        check_int("n_way", n_way)
+        check_int("k_shot", k_shot)
+        check_int("n_query", n_query)
         if n_way > n_classes:
             raise ValueError(f"n_way={n_way} is larger than the {n_classes} classes available; use n_way <= {n_classes}")
         if k_shot + n_query > n_per_class:
@@ -101,7 +98,7 @@ class EpisodeSampler:
 
     def sample_indices(self, meta_batch_size: int = 1, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw the index part of episodes: ``(class_ids [B, N], example_ids [B, N, K+Q])``."""
-        _check_int("meta_batch_size", meta_batch_size)
+        check_int("meta_batch_size", meta_batch_size)
         n_classes, n_per_class = self.classes.shape[:2]
         class_ids = torch.stack([torch.randperm(n_classes, generator=generator)[: self.n_way] for _ in range(meta_batch_size)])
         per_task = self.k_shot + self.n_query
@@ -141,7 +138,7 @@ class FixedEpisodes:
     """
 
     def __init__(self, sampler: EpisodeSampler, n_tasks: int = 600, seed: int = 0) -> None:
-        _check_int("n_tasks", n_tasks)
+        check_int("n_tasks", n_tasks)
         self.sampler, self.n_tasks, self.seed = sampler, n_tasks, seed
         generator = torch.Generator().manual_seed(seed)
         self.class_ids, self.example_ids = sampler.sample_indices(n_tasks, generator=generator)
@@ -151,8 +148,8 @@ class FixedEpisodes:
 
     def batches(self, batch_size: int = 32, limit: int | None = None) -> Iterator[Episode]:
         """Yield the episodes in order, ``batch_size`` tasks at a time (the first ``limit`` only)."""
-        _check_int("batch_size", batch_size)
-        stop = self.n_tasks if limit is None else min(_check_int("limit", limit), self.n_tasks)
+        check_int("batch_size", batch_size)
+        stop = self.n_tasks if limit is None else min(check_int("limit", limit), self.n_tasks)
         for start in range(0, stop, batch_size):
             end = min(start + batch_size, stop)
             yield self.sampler.build(self.class_ids[start:end], self.example_ids[start:end])
@@ -177,7 +174,7 @@ class PairSampler:
 
     def sample(self, n_pairs: int, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(x1 [P, ...], x2 [P, ...], same [P])``: the first half same-class, the rest different."""
-        _check_int("n_pairs", n_pairs, 2)
+        check_int("n_pairs", n_pairs, 2)
         n_classes, n_per_class = self.classes.shape[:2]
         n_same = n_pairs // 2
         n_diff = n_pairs - n_same

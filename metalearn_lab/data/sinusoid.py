@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from metalearn_lab.validation import check_int
+
 
 def sinusoid(x: torch.Tensor, amplitude: torch.Tensor | float, phase: torch.Tensor | float) -> torch.Tensor:
     """Evaluate ``amplitude * sin(x - phase)``; ``amplitude``/``phase`` broadcast against ``x``.
@@ -31,11 +33,6 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
         raise ValueError(f"{name} must be a finite pair with low <= high, got {value!r}")
     return low, high
 
-
-def _check_count(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 @dataclass
@@ -110,9 +107,9 @@ class SinusoidTasks:
 
         ``n_query`` defaults to ``k_shot`` (the MAML paper uses K points for both).
         """
-        _check_count("meta_batch_size", meta_batch_size)
-        _check_count("k_shot", k_shot)
-        n_query = k_shot if n_query is None else _check_count("n_query", n_query)
+        check_int("meta_batch_size", meta_batch_size)
+        check_int("k_shot", k_shot)
+        n_query = k_shot if n_query is None else check_int("n_query", n_query)
 
         def uniform(shape, bounds):
             low, high = bounds
@@ -126,4 +123,4 @@ class SinusoidTasks:
 
     def grid(self, points: int = 200) -> torch.Tensor:
         """Evenly spaced inputs over ``x_range`` for plotting, shape ``[points]``."""
-        return torch.linspace(*self.x_range, _check_count("points", points, 2))
+        return torch.linspace(*self.x_range, check_int("points", points, 2))
