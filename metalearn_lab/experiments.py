@@ -201,6 +201,31 @@ def sinusoid_test_tasks(config: ExperimentConfig, n_tasks: int | None = None):
 
 # ---------------------------------------------------------------- evaluation
 
+def diverged_tasks(mse: torch.Tensor) -> torch.Tensor:
+    """Which per-task MSEs show gradient descent blowing up: NaN, infinite or above ``DIVERGED_MSE``.
+
+    Predicting 0 everywhere costs at most amplitude²/2 <= 12.5 on the standard sinusoid tasks, so an
+    MSE above 25 is not a poor fit but a divergence.
+    """
+    return ~torch.isfinite(mse) | (mse > DIVERGED_MSE)
+
+
+def summarize_mse(mse: torch.Tensor) -> dict[str, Any]:
+    """Per-task query MSEs ``[tasks]`` → mean ± 95% CI, median, how many diverged, mean of the rest.
+
+    >>> s = summarize_mse(torch.tensor([0.1, 0.3, float("nan")]))
+    >>> s["n_diverged"], s["n_tasks"], round(s["mean_without_diverged"], 3)
+    (1, 3, 0.2)
+    """
+    mse = mse.detach().cpu().double()
+    diverged = diverged_tasks(mse)
+    finite = torch.nan_to_num(mse, nan=1e30, posinf=1e30).clamp(max=1e30)
+    mean, half = mean_confidence_interval(finite)
+    kept = finite[~diverged]
+    return {"mean": mean, "ci95": half, "median": float(finite.median()), "n_diverged": int(diverged.sum()),
+            "n_tasks": len(mse), "mean_without_diverged": float(kept.mean()) if len(kept) else float("nan")}
+
+
 def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_tasks: int | None = None,
                         device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` with the experiment's test protocol; returns a results dict.
@@ -217,22 +242,10 @@ def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_t
         by_steps = {}
         for steps in sorted({0, *config.eval_steps}):
             pred = adapt_and_predict(model, tup, F.mse_loss, inner_steps=steps, inner_lr=config.inner_lr)
-            mse = ((pred - tup[3]) ** 2).mean(dim=(1, 2)).cpu().double()
-            mse = torch.nan_to_num(mse, nan=float("inf"))
-            # Predicting 0 everywhere costs at most amplitude²/2 <= 12.5; an MSE above
-            # DIVERGED_MSE means gradient descent blew up on that task.
-            diverged = mse > DIVERGED_MSE
-            finite = mse.clamp(max=1e30)
-            mean, half = mean_confidence_interval(finite)
-            kept = finite[~diverged]
-            by_steps[str(steps)] = {
-                "mean": mean, "ci95": half, "median": float(finite.median()), "n_diverged": int(diverged.sum()),
-                "mean_without_diverged": float(kept.mean()) if len(kept) else float("nan"),
-            }
+            by_steps[str(steps)] = summarize_mse(((pred - tup[3]) ** 2).mean(dim=(1, 2)))
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
-                "mean": final["mean"], "ci95": final["ci95"], "median": final["median"], "n_diverged": final["n_diverged"],
-                "n_tasks": n_tasks, "by_steps": by_steps,
+                **final, "by_steps": by_steps,
                 "protocol": f"{n_tasks} tasks A~U[0.1,5], phase~U[0,pi], x~U[-5,5]; {config.eval_k_shot} support, {config.eval_n_query} query points; SGD inner_lr={config.inner_lr}"}
     if config.algorithm == "siamese":
         from metalearn_lab.data.lake_runs import load_lake_runs, score_lake_runs

@@ -41,16 +41,21 @@ def format_result(result: dict[str, Any]) -> str:
     mean, half = result["mean"], result["ci95"]
     if result["metric"].startswith("accuracy"):
         return f"{100 * mean:.1f} ± {100 * half:.1f}%"
-    return _fmt_mse(result)
+    return format_mse(result)
 
 
-def _fmt_mse(r: dict[str, Any]) -> str:
-    """MSE mean ± CI; when some tasks diverged, say how many and give the median instead of a huge mean."""
+def format_mse(r: dict[str, Any], digits: int = 3) -> str:
+    """An MSE summary (:func:`metalearn_lab.experiments.summarize_mse`) as text: mean ± CI, or, when
+    some tasks diverged, how many and the median and the mean of the rest instead of a huge mean.
+
+    >>> format_mse({"mean": 0.5, "ci95": 0.1, "n_diverged": 0})
+    '0.500 ± 0.100'
+    """
     if r.get("n_diverged"):
-        return (f"diverged on {r['n_diverged']} tasks (median {r['median']:.3f}; "
-                f"mean of the rest {r['mean_without_diverged']:.3f})" if "mean_without_diverged" in r
-                else f"diverged on {r['n_diverged']} tasks (median {r['median']:.3f})")
-    return f"{r['mean']:.3f} ± {r['ci95']:.3f}"
+        of = f" of {r['n_tasks']}" if "n_tasks" in r else ""
+        rest = f"; mean of the rest {r['mean_without_diverged']:.{digits}f}" if "mean_without_diverged" in r else ""
+        return f"diverged on {r['n_diverged']}{of} tasks (median {r['median']:.{digits}f}{rest})"
+    return f"{r['mean']:.{digits}f} ± {r['ci95']:.{digits}f}"
 
 
 def _hours(seconds: float) -> str:
@@ -79,7 +84,7 @@ def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
         r = results.get(name)
         if r is None or "by_steps" not in r:
             continue
-        cells = [_fmt_mse(r["by_steps"][s]) for s in ("0", "1", "5", "10")]
+        cells = [format_mse(r["by_steps"][s]) for s in ("0", "1", "5", "10")]
         rows.append(f"| {name} (ours) | " + " | ".join(cells) + " |")
         rows.append(f"| {name} (Finn et al. 2017) | " + " | ".join(published[name]) + " |")
     return "\n".join(rows)
