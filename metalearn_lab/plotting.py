@@ -226,6 +226,16 @@ def _arrow(ax, start, end, text=None, *, color="0.2", rad=0.0, fontsize=8, offse
                 ha="center", va="center", fontsize=fontsize, color=color)
 
 
+def _diagram_axes(ax, figsize, height, width=10):
+    """Axes for a box-and-arrow diagram: a ``width`` × ``height`` canvas with no frame or ticks."""
+    if ax is None:
+        _, ax = _plt.subplots(figsize=figsize)
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    return ax
+
+
 def draw_meta_learning_loops(ax=None):
     """A diagram of meta-learning's two loops: tasks from p(T), support/query, inner and outer loop.
 
@@ -237,11 +247,7 @@ def draw_meta_learning_loops(ax=None):
     -------
     matplotlib Axes
     """
-    if ax is None:
-        _, ax = _plt.subplots(figsize=(10, 4.2))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 4.7)
-    ax.axis("off")
+    ax = _diagram_axes(ax, (10, 4.2), 4.7)
     _box(ax, (0.1, 2.9), 1.9, 1.0, "task distribution\np(T)", "#e8e8e8")
     _box(ax, (2.7, 2.9), 2.1, 1.0, "task $T_i$\nsupport $S_i$ (labelled)\nquery $Q_i$", "#fff2cc")
     _box(ax, (5.6, 2.9), 2.0, 1.0, "base learner\nadapts: $\\phi_i = A(\\theta, S_i)$", "#d9ead3")
@@ -290,11 +296,7 @@ def draw_family_map(ax=None):
     -------
     matplotlib Axes
     """
-    if ax is None:
-        _, ax = _plt.subplots(figsize=(10, 5))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 6.4)
-    ax.axis("off")
+    ax = _diagram_axes(ax, (10, 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
     for col, ((family, info), color) in enumerate(zip(FAMILY_MAP.items(), colors)):
         x = 0.15 + col * 3.3
