@@ -5,6 +5,7 @@ Examples::
     metalearn-lab list
     metalearn-lab train sinusoid-maml
     metalearn-lab train omniglot-protonet-5w1s --device cuda
+    metalearn-lab train omniglot-maml-5w1s --time-limit 3600   # pause after an hour; run again to go on
     metalearn-lab evaluate omniglot-protonet-5w1s            # the run in ./runs, or the shipped one
     metalearn-lab evaluate runs/omniglot-maml-5w1s/checkpoint.pt --tasks 100
     metalearn-lab ship omniglot-protonet-5w1s                # copy a finished run into the package
@@ -41,7 +42,12 @@ def _cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else run_dir(config.name)
-    results = train_experiment(config, device=args.device, out_dir=out, resume=not args.restart, progress=not args.no_progress)
+    results = train_experiment(config, device=args.device, out_dir=out, resume=not args.restart, progress=not args.no_progress,
+                               time_limit=args.time_limit)
+    if results.get("paused"):
+        print(f"paused at step {results['step']} of {results['iterations']} after the time limit; "
+              f"{out / 'checkpoint.pt'} holds the run: the same command continues it")
+        return 0
     print(json.dumps({k: results[k] for k in ("experiment", "metric", "mean", "ci95", "n_tasks", "train_cpu_s", "train_wall_s")}, indent=1))
     print(f"wrote {out / 'checkpoint.pt'} and {out / 'results.json'}")
     return 0
@@ -62,7 +68,7 @@ def _cmd_evaluate(args) -> int:
     else:
         path = Path(target)
     ckpt = load_checkpoint(path)
-    config = ExperimentConfig(**{**ckpt["config"], "eval_steps": tuple(ckpt["config"]["eval_steps"])})
+    config = ExperimentConfig.from_dict(ckpt["config"])
     model = build_model(config)
     model.load_state_dict(ckpt["model"])
     if args.threads:
@@ -103,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quick", action="store_true", help="a tiny run that only exercises the code path")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint of the same config")
     train.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                       help="pause (checkpoint, no evaluation) after this much wall time; the same command resumes")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(func=_cmd_train)
 

@@ -32,7 +32,7 @@ from metalearn_lab.maml import accuracy, adapt_and_predict, meta_train_step
 from metalearn_lab.models import Conv4, EmbeddingNet, SineMLP
 from metalearn_lab.protonet import protonet_logits, protonet_loss
 from metalearn_lab.reptile import reptile_step
-from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler, mean_confidence_interval
+from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler, mean_confidence_interval, random_affine
 from metalearn_lab.siamese import nearest_support, siamese_loss
 from metalearn_lab.training import History, load_checkpoint, meta_train, save_checkpoint, shipped_checkpoint
 
@@ -70,7 +70,19 @@ class ExperimentConfig:
     eval_steps: tuple[int, ...] = (1, 5, 10)
     margin: float = 1.0
     embedding_dim: int = 64
+    augment: bool = False  # Siamese: random affine distortions of both images of a pair (Koch et al.)
     note: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":
+        """A config from a checkpoint's dict; fields added since it was written take their defaults."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}: the checkpoint comes from a newer metalearn-lab")
+        data = dict(data)
+        if "eval_steps" in data:
+            data["eval_steps"] = tuple(data["eval_steps"])
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -117,14 +129,14 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
             note="Finn et al. train 60,000 steps of 32 tasks on a GPU; this CPU run sees under 1% of those tasks",
         ),
         ExperimentConfig(
-            "omniglot-protonet-5w1s", "protonet", iterations=2000, n_way=5, k_shot=1, n_query=5, train_way=20,
-            meta_batch_size=1, lr_decay_every=700, eval_every=500, checkpoint_every=500,
-            note="Snell et al. train with 60-way episodes; this CPU run trains with 20-way episodes",
+            "omniglot-protonet-5w1s", "protonet", iterations=100000, n_way=5, k_shot=1, n_query=5, train_way=60,
+            meta_batch_size=1, lr_decay_every=2000, eval_every=1000, checkpoint_every=1000,
+            note="Snell et al.'s protocol: 60-way 1-shot training episodes, 5 queries a class, Adam 1e-3 halved every 2,000 episodes",
         ),
         ExperimentConfig(
-            "omniglot-protonet-20w1s", "protonet", iterations=1500, n_way=20, k_shot=1, n_query=5, train_way=40,
-            meta_batch_size=1, lr_decay_every=500, eval_every=500, checkpoint_every=500,
-            note="Snell et al. train with 60-way episodes; this CPU run trains with 40-way episodes",
+            "omniglot-protonet-20w1s", "protonet", iterations=100000, n_way=20, k_shot=1, n_query=5, train_way=60,
+            meta_batch_size=1, lr_decay_every=2000, eval_every=1000, checkpoint_every=1000,
+            note="Snell et al.'s protocol: 60-way 1-shot training episodes, 5 queries a class, Adam 1e-3 halved every 2,000 episodes",
         ),
         ExperimentConfig(
             "omniglot-reptile-5w1s", "reptile", iterations=600, meta_batch_size=5, n_way=5, k_shot=1, n_query=5,
@@ -132,9 +144,9 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {
             note="Reptile with plain SGD inner steps (Nichol et al. use Adam, 10 shots, 100,000 steps) on 5 examples a class; outer step annealed 1→0",
         ),
         ExperimentConfig(
-            "omniglot-siamese", "siamese", iterations=2000, meta_batch_size=64, margin=1.0, embedding_dim=64,
-            eval_every=1000, checkpoint_every=500, n_way=20, k_shot=1,
-            note="trained on the 30 background alphabets only; tested on Lake's 20 within-alphabet runs",
+            "omniglot-siamese", "siamese", iterations=100000, meta_batch_size=128, margin=1.0, embedding_dim=64,
+            eval_every=2000, checkpoint_every=2000, n_way=20, k_shot=1, augment=True,
+            note="trained on the 30 background alphabets only, with Koch et al.'s affine distortions; tested on Lake's 20 within-alphabet runs",
         ),
     ]
 }
@@ -307,7 +319,10 @@ def _make_step(config: ExperimentConfig, model: torch.nn.Module, optimizer, devi
         pairs = PairSampler(background_classes())
 
         def step(i):
-            x1, x2, same = pairs.sample(config.meta_batch_size, generator=_step_generator(config, i))
+            generator = _step_generator(config, i)
+            x1, x2, same = pairs.sample(config.meta_batch_size, generator=generator)
+            if config.augment:
+                x1, x2 = random_affine(x1, generator=generator), random_affine(x2, generator=generator)
             model.train()
             optimizer.zero_grad(set_to_none=True)
             loss = siamese_loss(model, x1.to(device), x2.to(device), same.to(device), config.margin)
@@ -360,6 +375,10 @@ def _make_step(config: ExperimentConfig, model: torch.nn.Module, optimizer, devi
 
 
 def _commit() -> str:
+    """The git commit of the code that runs (``$METALEARN_LAB_COMMIT`` for copies without ``.git``)."""
+    env = os.environ.get("METALEARN_LAB_COMMIT", "").strip()
+    if env:
+        return env
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -368,12 +387,20 @@ def _commit() -> str:
         return "unknown"
 
 
+def _machine_label(device: torch.device) -> str:
+    """Where training ran, for results files: ``"cuda: NVIDIA H100 ..."`` or ``"cpu: x86_64 2 cores"``."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"cpu: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, torch {torch.__version__}".replace("  ", " ")
+
+
 # Changing these does not change what a run is: a run can be resumed with more (or fewer) steps.
 _SCHEDULE_FIELDS = {"iterations", "eval_every", "checkpoint_every", "note"}
 
 
 def _same_run(stored: dict[str, Any], requested: dict[str, Any]) -> bool:
     def core(d):
+        d = ExperimentConfig.from_dict(d).to_dict()
         return {k: v for k, v in d.items() if k not in _SCHEDULE_FIELDS}
 
     return core(stored) == core(requested)
@@ -391,10 +418,14 @@ def train_experiment(
     resume: bool = True,
     progress: bool = True,
     model: torch.nn.Module | None = None,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) an experiment, evaluate it, write ``checkpoint.pt`` and ``results.json``.
 
-    Returns the results dict (also saved as JSON).
+    Returns the results dict (also saved as JSON). With ``time_limit`` (seconds) training pauses
+    at the first step past the limit: the checkpoint is written, nothing is evaluated, and the
+    returned dict is ``{"paused": True, "step": ..., "iterations": ...}``; the same call resumes.
+    The devices a run trained on (``cpu``, ``cuda``) are kept in the checkpoint across resumes.
     """
     device = torch.device(device)
     out = Path(out_dir) if out_dir is not None else run_dir(config.name)
@@ -409,6 +440,8 @@ def train_experiment(
     if optimizer is not None and config.lr_decay_every:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_decay_every, gamma=0.5)
     start, history, spent = 0, History(), {"cpu_s": 0.0, "wall_s": 0.0}
+    devices: list[str] = []
+    machines: list[str] = []
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if not _same_run(ckpt["config"], config.to_dict()):
@@ -419,6 +452,8 @@ def train_experiment(
                 optimizer.load_state_dict(ckpt["optimizer"])
             start, history = min(ckpt["step"], config.iterations), History.from_dict(ckpt["history"])
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
+            devices = list(ckpt["metrics"].get("devices", []))
+            machines = list(ckpt["metrics"].get("machines", []))
             if scheduler is not None:
                 for _ in range(start):
                     scheduler.step()
@@ -431,9 +466,14 @@ def train_experiment(
         return out_
 
     t_cpu, t_wall = time.process_time(), time.perf_counter()
+    if start < config.iterations and device.type not in devices:
+        devices.append(device.type)
+    if start < config.iterations and _machine_label(device) not in machines:
+        machines.append(_machine_label(device))
 
     def timings():
-        return {"cpu_s": spent["cpu_s"] + time.process_time() - t_cpu, "wall_s": spent["wall_s"] + time.perf_counter() - t_wall}
+        return {"cpu_s": spent["cpu_s"] + time.process_time() - t_cpu, "wall_s": spent["wall_s"] + time.perf_counter() - t_wall,
+                "devices": list(devices), "machines": list(machines)}
 
     def on_checkpoint(step, hist):
         save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics=timings(), history=hist,
@@ -444,13 +484,18 @@ def train_experiment(
 
     history = meta_train(step_fn, config.iterations, evaluate_fn=evaluate_fn if config.eval_every else None,
                          eval_every=config.eval_every, history=history, start=start, on_checkpoint=on_checkpoint,
-                         checkpoint_every=config.checkpoint_every, progress=progress, desc=config.name)
+                         checkpoint_every=config.checkpoint_every, progress=progress, desc=config.name,
+                         time_limit=time_limit)
+    reached = history.step[-1] + 1 if history.step else start
+    if reached < config.iterations:
+        return {"paused": True, "experiment": config.name, "step": reached, "iterations": config.iterations,
+                "checkpoint": str(ckpt_path), **timings()}
     spent_now = timings()
     results = evaluate_experiment(config, model, device=device, progress=progress)
     results.update({
         "experiment": config.name, "config": config.to_dict(), "train_cpu_s": spent_now["cpu_s"],
-        "train_wall_s": spent_now["wall_s"], "device": str(device), "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+        "train_wall_s": spent_now["wall_s"], "device": "+".join(devices) or device.type, "threads": torch.get_num_threads(),
+        "machine": "; ".join(machines) or _machine_label(device),
         "torch": torch.__version__, "commit": _commit(), "history": history.as_dict(),
     })
     save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics={**spent_now, "mean": results["mean"], "ci95": results["ci95"]},

@@ -189,6 +189,56 @@ class PairSampler:
         return x1, x2, same
 
 
+def random_affine(
+    images: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    max_rotation: float = 10.0,
+    max_shear: float = 0.3,
+    scale: tuple[float, float] = (0.8, 1.2),
+    max_shift: float = 2 / 105,
+) -> torch.Tensor:
+    """Randomly rotate, shear, scale and shift each image ``[N, C, H, W]`` (ink 1 on background 0).
+
+    The default ranges are those Koch et al. (2015) used to distort Omniglot pairs: rotation
+    within ±10°, shear within ±0.3, scale in [0.8, 1.2] per axis, shift within ±2 pixels of a
+    105-pixel image (given here as a fraction of the width). Each of the four distortions is applied
+    to an image with probability 1/2, as in the paper. Pixels that come from outside the image are 0.
+
+    >>> x = torch.zeros(3, 1, 28, 28); x[:, :, 10:18, 10:18] = 1
+    >>> y = random_affine(x, generator=torch.Generator().manual_seed(0))
+    >>> tuple(y.shape), bool((y >= 0).all() and (y <= 1).all())
+    ((3, 1, 28, 28), True)
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise ValueError(f"images must be a tensor [N, C, H, W], got shape {getattr(images, 'shape', None)}")
+    if max_rotation < 0 or max_shear < 0 or max_shift < 0 or not 0 < scale[0] <= scale[1]:
+        raise ValueError("max_rotation, max_shear and max_shift must be >= 0 and scale an interval (lo, hi) with 0 < lo <= hi")
+    n = images.shape[0]
+
+    def uniform(lo, hi, *shape):
+        return lo + (hi - lo) * torch.rand(n, *shape, generator=generator)
+
+    def maybe(values, neutral):  # each distortion applies with probability 1/2
+        keep = torch.rand(n, *([1] * (values.dim() - 1)), generator=generator) < 0.5
+        return torch.where(keep, values, torch.full_like(values, neutral))
+
+    angle = maybe(uniform(-max_rotation, max_rotation), 0.0) * math.pi / 180
+    shear = maybe(uniform(-max_shear, max_shear, 2), 0.0)
+    zoom = maybe(uniform(scale[0], scale[1], 2), 1.0)
+    shift = maybe(uniform(-2 * max_shift, 2 * max_shift, 2), 0.0)  # grid units: the width is 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    shearing = torch.eye(2).repeat(n, 1, 1)
+    shearing[:, 0, 1], shearing[:, 1, 0] = shear[:, 0], shear[:, 1]
+    # affine_grid maps output coordinates to input coordinates, so the matrix is the inverse map
+    forward = rotation @ shearing @ torch.diag_embed(zoom)
+    inverse = torch.linalg.inv(forward)
+    theta = torch.cat([inverse, -(inverse @ shift.unsqueeze(-1))], -1).to(images.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid.to(images.device), align_corners=False, padding_mode="zeros").clamp(0, 1)
+
+
 def mean_confidence_interval(values: Sequence[float] | torch.Tensor, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the normal-approximation confidence interval, ``z * std / sqrt(n)``.
 

@@ -86,7 +86,7 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     if ckpt["config"]["name"] != experiment:
         raise ValueError(f"{run} holds a run of {ckpt['config']['name']!r}, not {experiment!r}")
     results = json.loads(results_file.read_text())
-    config = ExperimentConfig(**{**ckpt["config"], "eval_steps": tuple(ckpt["config"]["eval_steps"])})
+    config = ExperimentConfig.from_dict(ckpt["config"])
     model = build_model(config)
     model.load_state_dict(ckpt["model"])
     manifest = read_manifest()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -52,12 +53,15 @@ def meta_train(
     checkpoint_every: int = 0,
     progress: bool = True,
     desc: str = "meta-train",
+    time_limit: float | None = None,
 ) -> History:
     """Run ``step_fn(step)`` for steps ``start .. iterations-1`` with a progress bar.
 
     ``step_fn`` performs one meta-update and returns ``{"loss": float, "metric": float}`` (metric
     optional). Every ``eval_every`` steps ``evaluate_fn()`` is recorded; every ``checkpoint_every``
     steps (and at the end) ``on_checkpoint(step, history)`` is called, which is how runs resume.
+    With ``time_limit`` (seconds of wall time) the loop stops after the first step that ends past
+    the limit, checkpoints there and returns; ``history.step[-1] + 1`` then says how far it got.
 
     >>> h = meta_train(lambda s: {"loss": 1.0 / (s + 1)}, 3, progress=False)
     >>> h.step, h.loss
@@ -65,7 +69,10 @@ def meta_train(
     """
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     history = history or History()
+    t0 = time.perf_counter()
     bar = tqdm(range(start, iterations), desc=desc, disable=not progress, initial=start, total=iterations)
     for step in bar:
         out = step_fn(step)
@@ -80,6 +87,11 @@ def meta_train(
             bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
         if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             on_checkpoint(step + 1, history)
+        if time_limit is not None and step + 1 < iterations and time.perf_counter() - t0 > time_limit:
+            bar.close()
+            if on_checkpoint is not None:
+                on_checkpoint(step + 1, history)
+            return history
     if on_checkpoint is not None and iterations > start:
         on_checkpoint(iterations, history)
     return history

@@ -29,8 +29,9 @@ def test_shipped_checkpoint_reproduces_its_metric(name):
     path = SHIPPED_DIR / entry["file"]
     assert sha256_of(path) == entry["sha256"]
     ckpt = load_checkpoint(path)  # weights_only=True
-    assert ckpt["config"] == entry["config"] == EXPERIMENTS[name].to_dict(), "shipped config drifted from experiments.py"
-    config = ExperimentConfig(**{**ckpt["config"], "eval_steps": tuple(ckpt["config"]["eval_steps"])})
+    assert ckpt["config"] == entry["config"], "checkpoint and manifest disagree on the config"
+    assert ExperimentConfig.from_dict(ckpt["config"]) == EXPERIMENTS[name], "shipped config drifted from experiments.py"
+    config = ExperimentConfig.from_dict(ckpt["config"])
     model = build_model(config)
     model.load_state_dict(ckpt["model"])
     torch.manual_seed(0)
