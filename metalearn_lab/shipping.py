@@ -93,7 +93,8 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     dest = SHIPPED_DIR / f"{experiment}.pt"
     tmp = SHIPPED_DIR / f".{experiment}.pt.new"
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    metrics = {k: results[k] for k in ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "train_wall_s") if k in results}
+    metrics = {k: results[k] for k in ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "train_wall_s",
+                                       "device", "machine", "threads") if k in results}
     if "by_steps" in results:
         metrics["by_steps"] = results["by_steps"]
     history = downsample_history(ckpt["history"])

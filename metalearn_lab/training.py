@@ -126,6 +126,17 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint's config/metrics: use numbers, strings, lists, dicts")
 
 
+def _to_cpu(obj: Any) -> Any:
+    """Every tensor in a nested state dict moved to the CPU, so a GPU run resumes on a laptop."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: torch.nn.Module,
@@ -162,7 +173,7 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "history": hist,
         "step": int(step),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")

@@ -122,3 +122,74 @@ def test_get_config_and_build_model():
     assert get_config("sinusoid-maml", quick=True).iterations == 30
     a, b = build_model(EXPERIMENTS["omniglot-maml-5w1s"]), build_model(EXPERIMENTS["omniglot-maml-5w1s"])
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_time_limit_pauses_with_a_checkpoint_and_the_same_call_resumes(tmp_path, monkeypatch):
+    config = small("sinusoid-maml").replace(iterations=12, checkpoint_every=0)
+    original = experiments._make_step
+
+    def slow_make_step(*args, **kwargs):
+        step = original(*args, **kwargs)
+
+        def wrapped(i):
+            if i < 3:
+                import time
+                time.sleep(0.05)
+            return step(i)
+
+        return wrapped
+
+    monkeypatch.setattr(experiments, "_make_step", slow_make_step)
+    paused = train_experiment(config, out_dir=tmp_path, progress=False, time_limit=0.01)
+    assert paused["paused"] is True and paused["step"] == 1 and paused["iterations"] == 12
+    assert not (tmp_path / "results.json").exists()  # nothing is evaluated on a pause
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 1 and ckpt["metrics"]["devices"] == ["cpu"]
+    assert ckpt["metrics"]["machines"][0].startswith("cpu: ")
+
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    assert "paused" not in results and results["history"]["step"] == list(range(12))
+    assert results["device"] == "cpu" and results["machine"].startswith("cpu: ")
+    assert json.loads((tmp_path / "results.json").read_text())["mean"] == results["mean"]
+
+
+def test_devices_of_earlier_sessions_are_kept_when_a_run_is_finished(tmp_path):
+    config = small("sinusoid-pretrain").replace(iterations=4)
+    train_experiment(config.replace(iterations=2), out_dir=tmp_path, progress=False)
+    # pretend the first two steps ran on a GPU machine
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    ckpt["metrics"].update(devices=["cuda"], machines=["cuda: some GPU"])
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    assert results["device"] == "cuda+cpu" and results["machine"].startswith("cuda: some GPU; cpu: ")
+
+
+def test_config_from_dict_fills_new_fields_and_rejects_unknown_ones():
+    config = EXPERIMENTS["omniglot-siamese"]
+    stored = config.to_dict()
+    assert experiments.ExperimentConfig.from_dict(stored) == config
+    older = {k: v for k, v in EXPERIMENTS["omniglot-maml-5w1s"].to_dict().items() if k != "augment"}
+    assert experiments.ExperimentConfig.from_dict(older) == EXPERIMENTS["omniglot-maml-5w1s"]
+    assert experiments._same_run(older, EXPERIMENTS["omniglot-maml-5w1s"].replace(iterations=10).to_dict())
+    assert not experiments._same_run(older, EXPERIMENTS["omniglot-maml-5w1s"].replace(augment=True).to_dict())
+    with pytest.raises(ValueError, match="unknown config fields \\['colour'\\]"):
+        experiments.ExperimentConfig.from_dict({**stored, "colour": "red"})
+
+
+def test_augmented_siamese_steps_differ_from_plain_ones(omniglot, monkeypatch):
+    seen = {}
+    original = experiments.random_affine
+
+    def counting(x, **kw):
+        seen["n"] = seen.get("n", 0) + len(x)
+        return original(x, **kw)
+
+    monkeypatch.setattr(experiments, "random_affine", counting)
+    config = small("omniglot-siamese").replace(meta_batch_size=8)
+    assert config.augment
+    for augment in (False, True):
+        model = build_model(config)
+        optimizer = torch.optim.Adam(model.parameters())
+        step = experiments._make_step(config.replace(augment=augment), model, optimizer, torch.device("cpu"))
+        step(0)
+    assert seen["n"] == 16  # both images of 8 pairs, only when augment=True

@@ -168,3 +168,39 @@ def test_rotation_split_episodes_never_contain_train_characters(omniglot):
     # the check can fail: a sampler built on the training part does share its images
     leaky = EpisodeSampler(train, 5, 1, 1).sample(1, generator=torch.Generator().manual_seed(0))
     assert _image_keys(leaky.x_support) <= train_images
+
+
+def test_random_affine_identity_ranges_change_nothing():
+    from metalearn_lab.samplers import random_affine
+
+    x = torch.rand(5, 1, 28, 28)
+    y = random_affine(x, max_rotation=0, max_shear=0, scale=(1, 1), max_shift=0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
+
+
+def test_random_affine_is_seeded_bounded_and_applies_each_distortion_half_the_time():
+    from metalearn_lab.samplers import random_affine
+
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, :, 9:19, 9:19] = 1.0
+    a = random_affine(x, generator=torch.Generator().manual_seed(3))
+    b = random_affine(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    unchanged = (a - x).abs().amax(dim=(1, 2, 3)) < 1e-5
+    # all four distortions skipped with probability 1/16: about 25 of 400 images
+    assert 8 <= int(unchanged.sum()) <= 50
+    # ink stays on the canvas: a centred square keeps most of its mass after a small distortion
+    assert float(a.sum((1, 2, 3)).min()) > 0.5 * 100
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_rotation": -1}, "max_rotation"),
+    ({"scale": (1.2, 0.8)}, "scale"),
+])
+def test_random_affine_errors(kwargs, match):
+    from metalearn_lab.samplers import random_affine
+
+    with pytest.raises(ValueError, match=match):
+        random_affine(torch.zeros(2, 1, 8, 8), **kwargs)
+    with pytest.raises(ValueError, match="images must be a tensor \\[N, C, H, W\\]"):
+        random_affine(torch.zeros(8, 8))

@@ -151,3 +151,38 @@ def test_shipped_checkpoint(tmp_path, monkeypatch):
     assert shipped_checkpoint("toy") is None
     save_checkpoint(tmp_path / "toy.pt", SineMLP(), config={})
     assert shipped_checkpoint("toy") == tmp_path / "toy.pt"
+
+
+def test_time_limit_stops_early_and_checkpoints_where_it_stopped():
+    import time
+
+    checkpoints = []
+
+    def slow_step(step):
+        time.sleep(0.02)
+        return {"loss": 1.0}
+
+    history = meta_train(slow_step, 1000, time_limit=0.05, progress=False,
+                         on_checkpoint=lambda s, h: checkpoints.append((s, len(h.step))))
+    reached = history.step[-1] + 1
+    assert 2 <= reached < 1000 and checkpoints == [(reached, reached)]
+    # a limit that is never hit changes nothing
+    full = meta_train(lambda s: {"loss": 1.0}, 5, time_limit=60, progress=False)
+    assert full.step == [0, 1, 2, 3, 4]
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="time_limit must be a positive number"):
+            meta_train(slow_step, 3, time_limit=bad, progress=False)
+
+
+def test_optimizer_state_is_saved_on_the_cpu(tmp_path):
+    model = SineMLP()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 1)).sum().backward()
+    optimizer.step()
+    state = optimizer.state_dict()
+    moved = training._to_cpu({"a": [torch.ones(1)], "b": (torch.zeros(2), 3), "c": "x"})
+    assert moved["b"][1] == 3 and moved["c"] == "x" and isinstance(moved["b"], tuple)
+    path = save_checkpoint(tmp_path / "c.pt", model, config={"x": 1}, optimizer=optimizer)
+    loaded = load_checkpoint(path)["optimizer"]
+    assert all(t.device.type == "cpu" for s in loaded["state"].values() for t in s.values() if torch.is_tensor(t))
+    torch.testing.assert_close(loaded["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
