@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 
 import pytest
 import torch
@@ -135,3 +136,27 @@ def test_ship_run_writes_manifest_and_verify_detects_changes(finished_run, tmp_p
     shipped.unlink()
     with pytest.raises(ValueError, match="missing"):
         verify_shipped()
+
+
+def test_train_with_a_time_limit_pauses_and_the_same_command_finishes(tmp_path, capsys, monkeypatch):
+    from metalearn_lab import experiments
+
+    original = experiments._make_step
+
+    def slow(*args, **kwargs):
+        step = original(*args, **kwargs)
+
+        def wrapped(i):
+            time.sleep(0.03)
+            return step(i)
+
+        return wrapped
+
+    monkeypatch.setattr(experiments, "_make_step", slow)
+    out = tmp_path / "run"
+    args = ["train", "sinusoid-pretrain", "--quick", "--iterations", "20", "--out", str(out), "--no-progress"]
+    assert main(args + ["--time-limit", "0.05"]) == 0
+    printed = capsys.readouterr().out
+    assert "paused at step" in printed and "of 20" in printed and not (out / "results.json").exists()
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out and (out / "results.json").exists()
