@@ -81,6 +81,9 @@ def training_cost(r: dict[str, Any]) -> str:
     '20 min on cpu, 1 thread(s)'
     >>> training_cost({"wall_s": 600, "devices": ["cuda"], "machines": ["cuda: NVIDIA H100 80GB HBM3, torch 2.11.0+cu130"]})
     '10 min: NVIDIA H100 80GB HBM3'
+    >>> training_cost({"wall_s": 900, "devices": ["cpu", "cuda"], "machines": ["cpu: x86_64 4 cores, torch 2.13.0 (steps 0-10, 5 min)",
+    ...                                                                    "cuda: A100, torch 2.11.0 (steps 10-20, 10 min)"]})
+    '15 min: 4-core CPU (steps 0-10, 5 min) + A100 (steps 10-20, 10 min)'
     """
     wall = r.get("train_wall_s", r.get("wall_s", float("nan")))
     device = r.get("device") or "+".join(r.get("devices", [])) or "cpu"
@@ -91,7 +94,8 @@ def training_cost(r: dict[str, Any]) -> str:
     parts = []
     for entry in (machine or device).split("; "):
         kind, _, rest = entry.partition(": ")
-        name = rest.split(", torch")[0] if kind == "cuda" else "2-core CPU" if "2 cores" in rest else "CPU"
+        cores = re.search(r"(\d+) cores", rest)
+        name = rest.split(", torch")[0] if kind == "cuda" else f"{cores.group(1)}-core CPU" if cores else "CPU"
         detail = rest[rest.index("(") :] if "(" in rest else ""
         parts.append(f"{name} {detail}".strip())
     return f"{_hours(wall)}: " + " + ".join(parts)
