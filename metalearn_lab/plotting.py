@@ -1007,7 +1007,10 @@ def _l06_episode_tensors(x_support, y_support, x_query, y_query):
     xs, ys, xq, yq = (torch.as_tensor(t).detach().cpu() for t in (x_support, y_support, x_query, y_query))
     if ys.dim() == 2:  # a one-task batch
         xs, ys, xq, yq = xs[0], ys[0], xq[0], yq[0]
-    return xs, ys, xq, yq
+    labels = sorted(set(ys.tolist()))
+    k = max(int((ys == c).sum()) for c in labels)  # shots and queries per class: the panel widths
+    q = max(int((yq == c).sum()) for c in labels)
+    return xs, ys, xq, yq, labels, k, q
 
 
 def plot_episode_predictions(x_support, y_support, x_query, y_query, predicted, *, fig=None, title=None,
@@ -1047,12 +1050,9 @@ def plot_episode_predictions(x_support, y_support, x_query, y_query, predicted, 
     """
     import torch
 
-    xs, ys, xq, yq = _l06_episode_tensors(x_support, y_support, x_query, y_query)
+    xs, ys, xq, yq, labels, k, q = _l06_episode_tensors(x_support, y_support, x_query, y_query)
     pred = torch.as_tensor(predicted).detach().cpu().reshape(-1)
-    labels = sorted(set(ys.tolist()))
     names = class_names or [f"label {c}" for c in labels]
-    k = max(int((ys == c).sum()) for c in labels)
-    q = max(int((yq == c).sum()) for c in labels)
     if fig is None:
         fig = _plt.figure(figsize=episode_figsize(k, q, len(labels)))
     else:
@@ -1093,10 +1093,7 @@ def plot_adaptation_panels(x_support, y_support, x_query, y_query, predictions, 
     """
     import torch
 
-    xs, ys, xq, yq = _l06_episode_tensors(x_support, y_support, x_query, y_query)
-    labels = sorted(set(ys.tolist()))
-    k = max(int((ys == c).sum()) for c in labels)
-    q = max(int((yq == c).sum()) for c in labels)
+    xs, ys, xq, yq, labels, k, q = _l06_episode_tensors(x_support, y_support, x_query, y_query)
     m = len(predictions)
     fig, axes = _plt.subplots(1, m + 1, figsize=episode_figsize(k, q, len(labels), m),
                               gridspec_kw={"width_ratios": [k] + [q] * m, "wspace": 0.35 * (m + 1) / (k + m * q)})
