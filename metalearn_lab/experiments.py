@@ -29,13 +29,25 @@ import torch.nn.functional as F
 
 from metalearn_lab import paths
 from metalearn_lab.data.sinusoid import SinusoidTasks
-from metalearn_lab.maml import accuracy, adapt_and_predict, meta_train_step
+from metalearn_lab.maml import adapt_and_predict, meta_train_step
+from metalearn_lab.metrics import accuracy, mean_confidence_interval, summarize_mse
 from metalearn_lab.models import Conv4, EmbeddingNet, SineMLP
 from metalearn_lab.protonet import protonet_logits, protonet_loss
 from metalearn_lab.reptile import reptile_step
-from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler, mean_confidence_interval, random_affine
+from metalearn_lab.samplers import (
+    EpisodeSampler,
+    FixedEpisodes,
+    PairSampler,
+    random_affine,
+)
 from metalearn_lab.siamese import nearest_support, siamese_loss
-from metalearn_lab.training import History, load_checkpoint, meta_train, save_checkpoint, shipped_checkpoint
+from metalearn_lab.training import (
+    History,
+    load_checkpoint,
+    meta_train,
+    save_checkpoint,
+    shipped_checkpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,6 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
 # ---------------------------------------------------------------- data per experiment
 
 _DATA_MEMO: dict[str, Any] = {}
-DIVERGED_MSE = 25.0
 
 
 def omniglot_splits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,29 +226,8 @@ def sinusoid_test_tasks(config: ExperimentConfig, n_tasks: int | None = None):
 
 # ---------------------------------------------------------------- evaluation
 
-def diverged_tasks(mse: torch.Tensor) -> torch.Tensor:
-    """Which per-task MSEs show gradient descent blowing up: NaN, infinite or above ``DIVERGED_MSE``.
-
-    Predicting 0 everywhere costs at most amplitude²/2 <= 12.5 on the standard sinusoid tasks, so an
-    MSE above 25 is not a poor fit but a divergence.
-    """
-    return ~torch.isfinite(mse) | (mse > DIVERGED_MSE)
 
 
-def summarize_mse(mse: torch.Tensor) -> dict[str, Any]:
-    """Per-task query MSEs ``[tasks]`` → mean ± 95% CI, median, how many diverged, mean of the rest.
-
-    >>> s = summarize_mse(torch.tensor([0.1, 0.3, float("nan")]))
-    >>> s["n_diverged"], s["n_tasks"], round(s["mean_without_diverged"], 3)
-    (1, 3, 0.2)
-    """
-    mse = mse.detach().cpu().double()
-    diverged = diverged_tasks(mse)
-    finite = torch.nan_to_num(mse, nan=1e30, posinf=1e30).clamp(max=1e30)
-    mean, half = mean_confidence_interval(finite)
-    kept = finite[~diverged]
-    return {"mean": mean, "ci95": half, "median": float(finite.median()), "n_diverged": int(diverged.sum()),
-            "n_tasks": len(mse), "mean_without_diverged": float(kept.mean()) if len(kept) else float("nan")}
 
 
 def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_tasks: int | None = None,

@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from metalearn_lab.metrics import format_mse
+
 RESULTS_DIR = Path(__file__).parent / "results"
 
 # experiment, what is measured, our target, the published number (with its source)
@@ -42,29 +44,6 @@ def format_result(result: dict[str, Any]) -> str:
     if result["metric"].startswith("accuracy"):
         return f"{100 * mean:.1f} ± {100 * half:.1f}%"
     return format_mse(result)
-
-
-def format_mse(r: dict[str, Any], digits: int = 3) -> str:
-    """An MSE summary (:func:`metalearn_lab.experiments.summarize_mse`) as text: mean ± CI, or, when
-    some tasks diverged, how many and the median and the mean of the rest instead of a huge mean.
-
-    >>> format_mse({"mean": 0.5, "ci95": 0.1, "n_diverged": 0})
-    '0.500 ± 0.100'
-    >>> format_mse({"mean": 0.38, "ci95": 0.12, "n_diverged": 1, "n_tasks": 600, "median": 0.14, "mean_without_diverged": 0.33}, 2)
-    '0.38 ± 0.12 (1 of 600 tasks above 25; median 0.14; mean of the rest 0.33)'
-    """
-    if r.get("n_diverged") and r["mean"] < 1e3:  # a few tasks went astray, but the mean still says something
-        of = f" of {r['n_tasks']}" if "n_tasks" in r else ""
-        rest = f"; mean of the rest {r['mean_without_diverged']:.{digits}f}" if "mean_without_diverged" in r else ""
-        from metalearn_lab.experiments import DIVERGED_MSE
-
-        return (f"{r['mean']:.{digits}f} ± {r['ci95']:.{digits}f} ({r['n_diverged']}{of} tasks above {DIVERGED_MSE:g}; "
-                f"median {r['median']:.{digits}f}{rest})")
-    if r.get("n_diverged"):
-        of = f" of {r['n_tasks']}" if "n_tasks" in r else ""
-        rest = f"; mean of the rest {r['mean_without_diverged']:.{digits}f}" if "mean_without_diverged" in r else ""
-        return f"diverged on {r['n_diverged']}{of} tasks (median {r['median']:.{digits}f}{rest})"
-    return f"{r['mean']:.{digits}f} ± {r['ci95']:.{digits}f}"
 
 
 def _hours(seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""N-way K-shot episodes, same/different pairs, fixed evaluation sets and confidence intervals.
+"""N-way K-shot episodes, same/different pairs and fixed evaluation sets.
 
 All samplers take the data as one tensor of classes, ``classes[c, i]`` being the ``i``-th image of
 class ``c`` (shape ``[n_classes, n_per_class, channels, height, width]``), the form returned by
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 
 from metalearn_lab.validation import check_int
-
 
 
 @dataclass
@@ -237,37 +236,3 @@ def random_affine(
     theta = torch.cat([inverse, -(inverse @ shift.unsqueeze(-1))], -1).to(images.dtype)
     grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
     return torch.nn.functional.grid_sample(images, grid.to(images.device), align_corners=False, padding_mode="zeros").clamp(0, 1)
-
-
-def mean_confidence_interval(values: Sequence[float] | torch.Tensor, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the normal-approximation confidence interval, ``z * std / sqrt(n)``.
-
-    This is the "mean ± 95% CI over 600 test tasks" reported in the MAML and ProtoNets papers.
-
-    >>> mean, half = mean_confidence_interval([1.0, 0.0, 1.0, 1.0])
-    >>> round(mean, 2), round(half, 3)
-    (0.75, 0.49)
-    """
-    z_values = {0.9: 1.6449, 0.95: 1.96, 0.99: 2.5758}
-    if confidence not in z_values:
-        raise ValueError(f"confidence must be one of {sorted(z_values)}, got {confidence!r}")
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if v.numel() < 2:
-        raise ValueError(f"values needs at least 2 numbers for an interval, got {v.numel()}")
-    if not torch.isfinite(v).all():
-        raise ValueError("values contains NaN or infinity")
-    return float(v.mean()), float(z_values[confidence] * v.std(unbiased=True) / math.sqrt(v.numel()))
-
-
-def format_ci(values: Sequence[float] | torch.Tensor, *, percent: bool = True, digits: int | None = None) -> str:
-    """``"mean ± half-width"`` with a 95% interval; accuracies in [0, 1] shown as percentages.
-
-    >>> format_ci([1.0, 0.0, 1.0, 1.0])
-    '75.0 ± 49.0%'
-    """
-    mean, half = mean_confidence_interval(values)
-    if percent:
-        digits = 1 if digits is None else digits
-        return f"{100 * mean:.{digits}f} ± {100 * half:.{digits}f}%"
-    digits = 3 if digits is None else digits
-    return f"{mean:.{digits}f} ± {half:.{digits}f}"

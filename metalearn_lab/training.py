@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from tqdm.auto import tqdm
 
-from metalearn_lab.samplers import mean_confidence_interval
+from metalearn_lab.metrics import mean_confidence_interval
 
 CHECKPOINT_FORMAT = 1
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"

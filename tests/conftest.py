@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-import torch
+import matplotlib
 
-from metalearn_lab import paths
+matplotlib.use("Agg")  # no window, whatever MPLBACKEND says
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from metalearn_lab import paths  # noqa: E402
 
 
 class NetworkBlockedError(OSError):

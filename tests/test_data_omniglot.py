@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import metalearn_lab.data.files as files
 import metalearn_lab.data.omniglot as om
 from metalearn_lab import paths
 from metalearn_lab.data import (
@@ -137,7 +138,7 @@ def test_download_rejects_wrong_md5(tmp_path, monkeypatch):
     def fake_fetch(url, dest, timeout=None):
         dest.write_bytes(b"not the real omniglot zip")
 
-    monkeypatch.setattr(om, "_fetch", fake_fetch)
+    monkeypatch.setattr(files, "fetch", fake_fetch)
     with pytest.raises(OmniglotDataError, match="md5") as err:
         download_omniglot(tmp_path, files=("all_runs.zip",))
     assert "all_runs.zip" in str(err.value)
@@ -153,7 +154,7 @@ def test_download_keeps_valid_files_and_replaces_broken_ones(omniglot_root, tmp_
     def no_fetch(url, dest, timeout=None):
         raise AssertionError(f"download_omniglot fetched {url} although the file was valid")
 
-    monkeypatch.setattr(om, "_fetch", no_fetch)
+    monkeypatch.setattr(files, "fetch", no_fetch)
     assert download_omniglot(tmp_path, files=("images_evaluation.zip", "all_runs.zip")) == tmp_path
     assert {name: sha256(tmp_path / name) for name in before} == before
 
@@ -165,7 +166,7 @@ def test_download_keeps_valid_files_and_replaces_broken_ones(omniglot_root, tmp_
         fetched.append(url)
         shutil.copy(omniglot_root / "all_runs.zip", dest)
 
-    monkeypatch.setattr(om, "_fetch", good_fetch)
+    monkeypatch.setattr(files, "fetch", good_fetch)
     download_omniglot(tmp_path, files=("all_runs.zip",))
     assert fetched == [om.OMNIGLOT_URLS["all_runs.zip"]]
     assert sha256(tmp_path / "all_runs.zip") == before["all_runs.zip"]

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from metalearn_lab import paths
+from metalearn_lab.baselines import pixel_nearest_neighbour
 from metalearn_lab.data import (
     OmniglotDataError,
     load_lake_runs,
-    pixel_nearest_neighbour,
     score_lake_runs,
     validate_lake_runs_zip,
 )

@@ -12,9 +12,15 @@ from torch import nn
 from torch.func import functional_call
 
 from metalearn_lab.data.sinusoid import SinusoidTasks
-from metalearn_lab.maml import accuracy, adapt, adapt_and_predict, meta_loss, meta_train_step, prefers_vmap
+from metalearn_lab.maml import (
+    adapt,
+    adapt_and_predict,
+    meta_loss,
+    meta_train_step,
+    prefers_vmap,
+)
+from metalearn_lab.metrics import accuracy
 from metalearn_lab.models import Conv4, SineMLP
-
 
 # ------------------------------------------------------------------------------ helpers
 

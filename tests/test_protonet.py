@@ -7,11 +7,15 @@ import torch
 from torch import nn
 
 from metalearn_lab.data import rotation_split
-from metalearn_lab.maml import accuracy
+from metalearn_lab.metrics import accuracy
 from metalearn_lab.models import Conv4
-from metalearn_lab.protonet import protonet_logits, protonet_loss, prototypes, squared_distances
+from metalearn_lab.protonet import (
+    protonet_logits,
+    protonet_loss,
+    prototypes,
+    squared_distances,
+)
 from metalearn_lab.samplers import Episode, EpisodeSampler, FixedEpisodes
-
 
 
 def test_prototypes_are_class_means():

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from metalearn_lab.data import rotation_split
-from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler, format_ci, mean_confidence_interval
-
+from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes, PairSampler
 
 N_CLASSES, N_PER_CLASS = 12, 20
 
@@ -127,28 +126,6 @@ def test_bad_classes_tensor(bad):
         PairSampler(bad)
     with pytest.raises(ValueError, match="classes"):
         PairSampler(torch.zeros(1, 20, 1, 2, 2))  # one class: no different pairs
-
-
-def test_mean_confidence_interval_by_hand():
-    values = [0.2, 0.4, 0.9, 0.5, 0.6]
-    mean = sum(values) / 5
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 4)
-    m, half = mean_confidence_interval(values)
-    assert m == pytest.approx(0.52)
-    assert half == pytest.approx(1.96 * std / math.sqrt(5))
-    assert mean_confidence_interval(torch.tensor(values), 0.99)[1] == pytest.approx(2.5758 * std / math.sqrt(5))
-    with pytest.raises(ValueError, match="confidence"):
-        mean_confidence_interval(values, 0.8)
-    with pytest.raises(ValueError, match="at least 2"):
-        mean_confidence_interval([1.0])
-    with pytest.raises(ValueError, match="NaN"):
-        mean_confidence_interval([1.0, float("nan")])
-
-
-def test_format_ci():
-    assert format_ci([1.0, 0.0, 1.0, 1.0]) == "75.0 ± 49.0%"
-    assert format_ci([1.0, 0.0, 1.0, 1.0], digits=2) == "75.00 ± 49.00%"
-    assert format_ci([2.0, 4.0], percent=False) == f"3.000 ± {1.96 * math.sqrt(2) / math.sqrt(2):.3f}"
 
 
 def _image_keys(images: torch.Tensor) -> set[bytes]:

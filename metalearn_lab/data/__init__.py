@@ -3,7 +3,6 @@
 from metalearn_lab.data.lake_runs import (
     LakeRun,
     load_lake_runs,
-    pixel_nearest_neighbour,
     score_lake_runs,
     validate_lake_runs_zip,
 )
@@ -20,7 +19,6 @@ from metalearn_lab.data.omniglot import (
     rotation_split_indices,
     validate_omniglot_zip,
 )
-
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
 
 __all__ = [
@@ -37,7 +35,6 @@ __all__ = [
     "lake_split",
     "load_lake_runs",
     "load_omniglot",
-    "pixel_nearest_neighbour",
     "rotation_split",
     "rotation_split_indices",
     "score_lake_runs",

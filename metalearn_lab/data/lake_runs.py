@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metalearn_lab.data.omniglot import (
+from metalearn_lab.data.files import (
     OmniglotDataError,
-    _decode_png,
-    _open_zip,
+    decode_png,
     download_omniglot,
+    open_zip,
     where_to_put_files,
 )
 from metalearn_lab.paths import data_dir
@@ -38,7 +38,6 @@ __all__ = [
     "load_lake_runs",
     "validate_lake_runs_zip",
     "score_lake_runs",
-    "pixel_nearest_neighbour",
 ]
 
 _N_RUNS = 20
@@ -88,7 +87,7 @@ def validate_lake_runs_zip(path: str | os.PathLike) -> dict:
         If the file is missing, not a zip, or lacks runs, images or a valid ``class_labels.txt``.
     """
     path = Path(path)
-    with _open_zip(path) as zf:
+    with open_zip(path) as zf:
         names = set(zf.namelist())
         runs = sorted({n.split("/", 1)[0] for n in names if re.match(r"^run\d\d/", n)})
         problems = []
@@ -178,11 +177,11 @@ def load_lake_runs(
             )
     layout = validate_lake_runs_zip(path)
     runs = []
-    with _open_zip(path) as zf:
+    with open_zip(path) as zf:
 
         def read(member: str) -> np.ndarray:
             try:
-                return _decode_png(zf.read(member), image_size)
+                return decode_png(zf.read(member), image_size)
             except Exception as err:
                 raise OmniglotDataError(
                     f"{path}: cannot decode {member} ({type(err).__name__}: {err}). Replace "
@@ -265,39 +264,3 @@ def score_lake_runs(
         per_run.append(float((chosen.cpu() == run.labels).float().mean()))
     accuracy = float(np.mean(per_run))
     return {"per_run": per_run, "accuracy": accuracy, "error_rate": 1.0 - accuracy}
-
-
-def pixel_nearest_neighbour(support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """Baseline: give each query the support image nearest in raw pixels (Euclidean 1-NN).
-
-    Lake et al. (2015) report 21.7% accuracy (78.3% errors) for this on their 20 runs. With
-    :func:`score_lake_runs` on the same runs we measure 21.0% accuracy (84/400 queries) at
-    28x28 (LANCZOS, ink = 1) and 19.0% (76/400) at the original 105x105: close to Lake's figure,
-    and barely 4x chance (5%), which is the point of the lesson.
-
-    Parameters
-    ----------
-    support : torch.Tensor
-        ``[n_way, C, S, S]`` one image per class.
-    query : torch.Tensor
-        ``[n_query, C, S, S]``.
-
-    Returns
-    -------
-    torch.Tensor
-        long ``[n_query]``: index of the nearest support image for each query.
-
-    Examples
-    --------
-    >>> import torch
-    >>> support = torch.eye(3).reshape(3, 1, 1, 3)
-    >>> pixel_nearest_neighbour(support, support.flip(0)).tolist()
-    [2, 1, 0]
-    """
-    if support.ndim < 2 or query.ndim < 2 or support.shape[1:] != query.shape[1:]:
-        raise ValueError(
-            f"support and query must be [n, C, S, S] with the same image shape; got "
-            f"support {tuple(support.shape)} and query {tuple(query.shape)}"
-        )
-    distances = torch.cdist(query.flatten(1).double(), support.flatten(1).double())
-    return distances.argmin(dim=1)

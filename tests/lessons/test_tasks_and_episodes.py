@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+import scipy.stats
 import torch
 
-from metalearn_lab import checks
-from metalearn_lab.samplers import EpisodeSampler, mean_confidence_interval
+from metalearn_lab.lessons import tasks_and_episodes as lesson
+from metalearn_lab.metrics import mean_confidence_interval
+from metalearn_lab.samplers import EpisodeSampler
 
 
 def right_sampler(classes, n_way, k_shot, n_query, generator):
@@ -29,13 +31,13 @@ def library_sampler(classes, n_way, k_shot, n_query, generator):
 
 @pytest.mark.parametrize("sampler", [right_sampler, library_sampler])
 def test_sampler_right(sampler, capsys):
-    checks.check_episode_sampler(sampler)
+    lesson.check_episode_sampler(sampler)
     assert "passes every check" in capsys.readouterr().out
 
 
 def test_sampler_placeholder():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_episode_sampler(lambda *args: None)
+        lesson.check_episode_sampler(lambda *args: None)
 
 
 def test_sampler_dataset_class_ids_as_labels():
@@ -45,7 +47,7 @@ def test_sampler_dataset_class_ids_as_labels():
         return xs, class_ids, xq, xq[:, 0, 0, 0].long()
 
     with pytest.raises(AssertionError, match="labels must be 0"):
-        checks.check_episode_sampler(wrong)
+        lesson.check_episode_sampler(wrong)
 
 
 def test_sampler_overlap_between_support_and_query():
@@ -59,7 +61,7 @@ def test_sampler_overlap_between_support_and_query():
         return torch.cat(support), labels.repeat_interleave(k_shot), torch.cat(query), labels.repeat_interleave(n_query)
 
     with pytest.raises(AssertionError, match="appears twice"):
-        checks.check_episode_sampler(wrong)
+        lesson.check_episode_sampler(wrong)
 
 
 def test_sampler_global_random_state():
@@ -67,7 +69,7 @@ def test_sampler_global_random_state():
         return right_sampler(classes, n_way, k_shot, n_query, None)
 
     with pytest.raises(AssertionError, match="same seed gave two different episodes"):
-        checks.check_episode_sampler(wrong)
+        lesson.check_episode_sampler(wrong)
 
 
 def test_sampler_always_first_classes():
@@ -75,12 +77,12 @@ def test_sampler_always_first_classes():
         return right_sampler(classes[:n_way], n_way, k_shot, n_query, generator)
 
     with pytest.raises(AssertionError, match="choose the classes at random"):
-        checks.check_episode_sampler(wrong)
+        lesson.check_episode_sampler(wrong)
 
 
 def test_sampler_batch_dimension_kept():
     with pytest.raises(AssertionError, match="no batch dimension"):
-        checks.check_episode_sampler(
+        lesson.check_episode_sampler(
             lambda c, n, k, q, g: EpisodeSampler(c, n, k, q).sample(1, generator=g).as_tuple()
         )
 
@@ -91,24 +93,29 @@ def test_sampler_mixed_up_labels():
         return xs, ys, xq, yq.flip(0)  # query labels no longer match their images
 
     with pytest.raises(AssertionError, match="two different classes"):
-        checks.check_episode_sampler(wrong)
+        lesson.check_episode_sampler(wrong)
 
 
 def test_ci95_right(capsys):
-    checks.check_ci95(mean_confidence_interval)
+    lesson.check_ci95(mean_confidence_interval)
     assert "Right" in capsys.readouterr().out
+
+
+def _t(values):
+    return scipy.stats.t.ppf(0.975, len(values) - 1)
 
 
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda v: (float(v.mean()), 1.96 * float(v.std(unbiased=False)) / math.sqrt(len(v))), "population standard deviation"),
-        (lambda v: (float(v.mean()), 1.96 * float(v.std()) / len(v)), "divides by √n"),
-        (lambda v: (float(v.mean()), float(v.std()) / math.sqrt(len(v))), "without the factor 1.96"),
-        (lambda v: (float(v.mean()), 1.96 * float(v.std())), "spread of single tasks"),
+        (lambda v: (float(v.mean()), 1.96 * float(v.std()) / math.sqrt(len(v))), "normal approximation"),
+        (lambda v: (float(v.mean()), _t(v) * float(v.std(unbiased=False)) / math.sqrt(len(v))), "population standard deviation"),
+        (lambda v: (float(v.mean()), _t(v) * float(v.std()) / len(v)), "divides by √n"),
+        (lambda v: (float(v.mean()), float(v.std()) / math.sqrt(len(v))), "without the factor t"),
+        (lambda v: (float(v.mean()), _t(v) * float(v.std())), "spread of single tasks"),
         (lambda v: None, "returned None"),
     ],
 )
 def test_ci95_wrong(wrong, message):
     with pytest.raises(AssertionError, match=message):
-        checks.check_ci95(wrong)
+        lesson.check_ci95(wrong)

@@ -5,37 +5,37 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metalearn_lab import checks
+from metalearn_lab.lessons import why_meta_learning as lesson
 
 
 def test_family_map_right(capsys):
-    answer = {m: f"{f}-based" for m, f in checks.FAMILY_OF.items()}
+    answer = {m: f"{f}-based" for m, f in lesson.FAMILY_OF.items()}
     answer["MAML"] = "Optimization-based"  # American spelling is fine
     answer["SNAIL"] = "black-box"
-    checks.check_family_map(answer)
+    lesson.check_family_map(answer)
     assert "right branch" in capsys.readouterr().out
 
 
 def test_family_map_source_placement_of_maml_is_explained():
-    answer = dict(checks.FAMILY_OF)
+    answer = dict(lesson.FAMILY_OF)
     answer["MAML"] = "model"
     with pytest.raises(AssertionError, match="Hospedales"):
-        checks.check_family_map(answer)
+        lesson.check_family_map(answer)
 
 
 def test_family_map_missing_and_unknown():
     with pytest.raises(AssertionError, match="no entry"):
-        checks.check_family_map({"MAML": "optimisation"})
-    answer = {m: None for m in checks.FAMILY_OF}
+        lesson.check_family_map({"MAML": "optimisation"})
+    answer = {m: None for m in lesson.FAMILY_OF}
     with pytest.raises(AssertionError, match="write 'optimisation', 'model' or 'metric'"):
-        checks.check_family_map(answer)
+        lesson.check_family_map(answer)
 
 
 def test_family_map_metric_mistake():
-    answer = dict(checks.FAMILY_OF)
+    answer = dict(lesson.FAMILY_OF)
     answer["ProtoNet"] = "model"
     with pytest.raises(AssertionError, match="'ProtoNet' is metric-based.*embedding"):
-        checks.check_family_map(answer)
+        lesson.check_family_map(answer)
 
 
 def _count(widths):
@@ -43,28 +43,28 @@ def _count(widths):
 
 
 def test_parameter_count_right(capsys):
-    checks.check_parameter_count(_count)
+    lesson.check_parameter_count(_count)
     assert "1761" in capsys.readouterr().out
 
 
 def test_parameter_count_without_biases():
     with pytest.raises(AssertionError, match="weights alone"):
-        checks.check_parameter_count(lambda w: sum(a * b for a, b in zip(w[:-1], w[1:])))
+        lesson.check_parameter_count(lambda w: sum(a * b for a, b in zip(w[:-1], w[1:])))
 
 
 def test_parameter_count_placeholder():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_parameter_count(lambda w: None)
+        lesson.check_parameter_count(lambda w: None)
 
 
 def test_roles_puzzle_and_check(capsys):
     classes = torch.rand(10, 20, 1, 4, 4)
-    puzzle = checks.roles_puzzle(classes)
-    p = checks.ROLES_PUZZLE
+    puzzle = lesson.roles_puzzle(classes)
+    p = lesson.ROLES_PUZZLE
     assert puzzle["A"][0].shape[0] == p["n_way"] * p["n_query"]
     assert puzzle["B"][0].shape[0] == p["n_way"] * p["k_shot"]
     assert set(puzzle["A"][1]) == {"?"}
-    checks.check_episode_roles({"support": "b", "n_way": 4, "k_shot": 3, "n_query": 2})
+    lesson.check_episode_roles({"support": "b", "n_way": 4, "k_shot": 3, "n_query": 2})
     assert "Right" in capsys.readouterr().out
 
 
@@ -80,4 +80,4 @@ def test_roles_puzzle_and_check(capsys):
 )
 def test_roles_wrong(answer, message):
     with pytest.raises(AssertionError, match=message):
-        checks.check_episode_roles(answer)
+        lesson.check_episode_roles(answer)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from metalearn_lab import checks
-from metalearn_lab.maml import adapt, hessian_vector_product, meta_gradient
-
+from metalearn_lab.autodiff import hessian_vector_product
+from metalearn_lab.lessons import maml_math as lesson
+from metalearn_lab.maml import adapt, meta_gradient
 
 # --- check_hessian_vector_product ---
 
@@ -20,14 +20,14 @@ def hvp_double_backward(f, params, v):
 
 
 def test_hvp_right_answers_pass(capsys):
-    checks.check_hessian_vector_product(hvp_double_backward)
-    checks.check_hessian_vector_product(hessian_vector_product)
+    lesson.check_hessian_vector_product(hvp_double_backward)
+    lesson.check_hessian_vector_product(hessian_vector_product)
     assert "✓" in capsys.readouterr().out
 
 
 def test_hvp_placeholder():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_hessian_vector_product(lambda f, params, v: None)
+        lesson.check_hessian_vector_product(lambda f, params, v: None)
 
 
 def test_hvp_forgot_create_graph():
@@ -37,7 +37,7 @@ def test_hvp_forgot_create_graph():
         return dict(zip(params, torch.autograd.grad(dot, list(params.values()))))
 
     with pytest.raises(AssertionError, match="create_graph=True"):
-        checks.check_hessian_vector_product(wrong)
+        lesson.check_hessian_vector_product(wrong)
 
 
 def test_hvp_returns_gradient():
@@ -45,7 +45,7 @@ def test_hvp_returns_gradient():
         return dict(zip(params, torch.autograd.grad(f(params), list(params.values()))))
 
     with pytest.raises(AssertionError, match="returned the gradient"):
-        checks.check_hessian_vector_product(wrong)
+        lesson.check_hessian_vector_product(wrong)
 
 
 def test_hvp_wrong_sign():
@@ -53,13 +53,13 @@ def test_hvp_wrong_sign():
         return {k: -t for k, t in hvp_double_backward(f, params, v).items()}
 
     with pytest.raises(AssertionError, match="wrong sign"):
-        checks.check_hessian_vector_product(wrong)
+        lesson.check_hessian_vector_product(wrong)
 
 
 def test_hvp_returns_list_is_accepted_but_wrong_type_is_not():
-    checks.check_hessian_vector_product(lambda f, params, v: list(hvp_double_backward(f, params, v).values()))
+    lesson.check_hessian_vector_product(lambda f, params, v: list(hvp_double_backward(f, params, v).values()))
     with pytest.raises(AssertionError, match="dict name -> tensor"):
-        checks.check_hessian_vector_product(lambda f, params, v: 3.0)
+        lesson.check_hessian_vector_product(lambda f, params, v: 3.0)
 
 
 # --- check_meta_gradient ---
@@ -86,7 +86,7 @@ def buggy(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, i
 
 
 def test_meta_gradient_right_answers_pass(capsys):
-    checks.check_meta_gradient(fixed)
+    lesson.check_meta_gradient(fixed)
 
     def with_library(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
         params = dict(model.named_parameters())
@@ -94,18 +94,18 @@ def test_meta_gradient_right_answers_pass(capsys):
         loss = loss_fn(functional_call(model, adapted, (xq,)), yq)
         return torch.autograd.grad(loss, list(params.values()))  # a tuple in parameter order is accepted
 
-    checks.check_meta_gradient(with_library)
+    lesson.check_meta_gradient(with_library)
     assert "✓" in capsys.readouterr().out
 
 
 def test_meta_gradient_placeholder():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_meta_gradient(lambda *args: None)
+        lesson.check_meta_gradient(lambda *args: None)
 
 
 def test_meta_gradient_buggy_source_code_is_caught():
     with pytest.raises(AssertionError, match="changed the model's own weights in place"):
-        checks.check_meta_gradient(buggy)
+        lesson.check_meta_gradient(buggy)
 
 
 def test_meta_gradient_first_order_is_caught():
@@ -116,7 +116,7 @@ def test_meta_gradient_first_order_is_caught():
         return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
 
     with pytest.raises(AssertionError, match="first-order gradient"):
-        checks.check_meta_gradient(first_order)
+        lesson.check_meta_gradient(first_order)
 
 
 def test_meta_gradient_one_step_too_few():
@@ -124,7 +124,7 @@ def test_meta_gradient_one_step_too_few():
         return fixed(model, xs, ys, xq, yq, loss_fn, inner_steps - 1, inner_lr)
 
     with pytest.raises(AssertionError, match="took 0 step"):
-        checks.check_meta_gradient(short)
+        lesson.check_meta_gradient(short)
 
 
 def test_meta_gradient_wrong_point():
@@ -135,4 +135,4 @@ def test_meta_gradient_wrong_point():
         return g
 
     with pytest.raises(AssertionError, match="relative error"):
-        checks.check_meta_gradient(query_at_theta)
+        lesson.check_meta_gradient(query_at_theta)

@@ -1,5 +1,5 @@
-"""Tests for lesson 03's helpers in metalearn_lab.maml: HVPs, finite differences, the linear-regression
-closed form, gradient comparison, and the saved-tensor memory meter."""
+"""metalearn_lab.autodiff (HVPs, finite differences, gradient comparison, the saved-tensor memory meter)
+and the meta-gradient tools of metalearn_lab.maml (closed form for linear regression, cost)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from metalearn_lab.maml import (
-    adapt,
+from metalearn_lab.autodiff import (
     compare_gradients,
     finite_difference_gradient,
     hessian_vector_product,
+    peak_saved_tensor_bytes,
+)
+from metalearn_lab.maml import (
+    adapt,
     linear_regression_meta_gradient,
     meta_gradient,
     meta_gradient_cost,
-    peak_saved_tensor_bytes,
 )
 from metalearn_lab.models import SineMLP
 

@@ -9,9 +9,8 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from metalearn_lab import checks
+from metalearn_lab.lessons import siamese_contrastive as lesson
 from metalearn_lab.siamese import contrastive_loss, nearest_support, pair_distance
-
 
 # ------------------------------------------------------------------ contrastive loss
 
@@ -34,13 +33,13 @@ def _naive(z1, z2):
 
 
 def test_contrastive_library_passes(capsys):
-    checks.check_contrastive_loss(contrastive_loss)
+    lesson.check_contrastive_loss(contrastive_loss)
     assert "✓" in capsys.readouterr().out
 
 
 def test_contrastive_other_right_answers_pass():
-    checks.check_contrastive_loss(_loss_with(_safe))
-    checks.check_contrastive_loss(_loss_with(lambda a, b: torch.linalg.vector_norm(a - b, dim=-1)))
+    lesson.check_contrastive_loss(_loss_with(_safe))
+    lesson.check_contrastive_loss(_loss_with(lambda a, b: torch.linalg.vector_norm(a - b, dim=-1)))
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -56,14 +55,14 @@ def test_contrastive_other_right_answers_pass():
 ])
 def test_contrastive_wrong_answers_named(wrong, words):
     with pytest.raises(AssertionError, match=words):
-        checks.check_contrastive_loss(wrong)
+        lesson.check_contrastive_loss(wrong)
 
 
 def test_contrastive_placeholder_and_detached():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_contrastive_loss(lambda z1, z2, same, margin: None)
+        lesson.check_contrastive_loss(lambda z1, z2, same, margin: None)
     with pytest.raises(AssertionError, match="no gradient"):
-        checks.check_contrastive_loss(lambda z1, z2, same, margin: float(contrastive_loss(z1.detach(), z2.detach(), same, margin)))
+        lesson.check_contrastive_loss(lambda z1, z2, same, margin: float(contrastive_loss(z1.detach(), z2.detach(), same, margin)))
 
 
 def test_naive_sqrt_really_is_nan_at_zero():
@@ -94,7 +93,7 @@ def _best_threshold_midpoints(d, same):
 
 
 def test_threshold_right_answer_passes(capsys):
-    checks.check_threshold(_best_threshold_midpoints)
+    lesson.check_threshold(_best_threshold_midpoints)
     assert "best accuracy" in capsys.readouterr().out
 
 
@@ -103,7 +102,7 @@ def test_threshold_midpoint_of_means_named():
         return float((d[same == 1].mean() + d[same == 0].mean()) / 2)
 
     with pytest.raises(AssertionError, match="midpoint between the two mean distances"):
-        checks.check_threshold(midpoint)
+        lesson.check_threshold(midpoint)
 
 
 def test_threshold_inverted_rule_named():
@@ -113,12 +112,12 @@ def test_threshold_inverted_rule_named():
         return float(values[accuracies.argmax()])
 
     with pytest.raises(AssertionError, match="small"):
-        checks.check_threshold(inverted)
+        lesson.check_threshold(inverted)
 
 
 def test_threshold_placeholder():
     with pytest.raises(AssertionError, match="returned None"):
-        checks.check_threshold(lambda d, same: None)
+        lesson.check_threshold(lambda d, same: None)
 
 
 # ------------------------------------------------------------------ one-shot prediction
@@ -128,8 +127,8 @@ def _right(model, x_support, x_query):
 
 
 def test_one_shot_right_answers_pass(capsys):
-    checks.check_one_shot_predict(_right)
-    checks.check_one_shot_predict(nearest_support)
+    lesson.check_one_shot_predict(_right)
+    lesson.check_one_shot_predict(nearest_support)
     assert "nearest support embedding" in capsys.readouterr().out
 
 
@@ -142,25 +141,25 @@ def test_one_shot_right_answers_pass(capsys):
 ])
 def test_one_shot_wrong_answers_named(wrong, words):
     with pytest.raises(AssertionError, match=words):
-        checks.check_one_shot_predict(wrong)
+        lesson.check_one_shot_predict(wrong)
 
 
 # ------------------------------------------------------------------ figures and widgets build
 
 def test_lesson05_figures_and_widgets_build():
-    from metalearn_lab import plotting, widgets
 
-    plotting.plot_contrastive_margins()
-    plotting.plot_contrastive_loss(1.0, points=[(0.5, 1), (0.6, 0)])
-    plotting.plot_siamese_diagram(torch.rand(1, 8, 8), torch.rand(1, 8, 8), same=1)
-    points, share = plotting.pca_project(torch.randn(30, 5))
+
+    lesson.plot_contrastive_margins()
+    lesson.plot_contrastive_loss(1.0, points=[(0.5, 1), (0.6, 0)])
+    lesson.plot_siamese_diagram(torch.rand(1, 8, 8), torch.rand(1, 8, 8), same=1)
+    points, share = lesson.pca_project(torch.randn(30, 5))
     assert points.shape == (30, 2) and 0 < share <= 1
-    plotting.plot_embedding_2d([(points, "x")], torch.arange(30) % 3)
+    lesson.plot_embedding_2d([(points, "x")], torch.arange(30) % 3)
     d, same = torch.rand(50), (torch.rand(50) < 0.5).float()
-    plotting.plot_distance_histogram(d, same, 0.5)
-    plotting.plot_one_shot_trial(torch.rand(1, 8, 8), torch.rand(20, 1, 8, 8), 3, 4, torch.rand(20))
-    plotting.plot_one_shot_comparison([("a", 50.0, "ours"), ("b", 90.0, "published")])
-    widgets.contrastive_margin_explorer()
-    widgets.threshold_explorer(d, same, d, same)
+    lesson.plot_distance_histogram(d, same, 0.5)
+    lesson.plot_one_shot_trial(torch.rand(1, 8, 8), torch.rand(20, 1, 8, 8), 3, 4, torch.rand(20))
+    lesson.plot_one_shot_comparison([("a", 50.0, "ours"), ("b", 90.0, "published")])
+    lesson.contrastive_margin_explorer()
+    lesson.threshold_explorer(d, same, d, same)
     import matplotlib.pyplot as plt
     plt.close("all")

@@ -1,0 +1,257 @@
+"""Companion of lesson ``01_why_meta_learning``: a net overfitting five points, the two loops of meta-learning, and the checkers of its exercises (roles of the sets, the map of the three families, counting parameters).
+
+The lesson imports this module as ``lesson``; nothing in the core library imports it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import matplotlib.pyplot as plt
+import torch
+
+from metalearn_lab.baselines import fit_from_scratch
+from metalearn_lab.drawing import diagram_arrow, diagram_axes, diagram_box, plot_sinusoid_fit
+from metalearn_lab.exercises import WrongAnswer, checker
+
+
+def draw_meta_learning_loops(ax=None):
+    """A diagram of meta-learning's two loops: tasks from p(T), support/query, inner and outer loop.
+
+    The meta-learner holds what is shared across tasks (``θ``); for each task the base learner
+    adapts on the support set (inner loop) and is scored on the query set; the query losses
+    update ``θ`` (outer loop). Meta-testing repeats the inner loop on new tasks, with ``θ`` frozen.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    ax = diagram_axes(ax, (10, 4.2), 4.7)
+    diagram_box(ax, (0.1, 2.9), 1.9, 1.0, "task distribution\np(T)", "#e8e8e8")
+    diagram_box(ax, (2.7, 2.9), 2.1, 1.0, "task $T_i$\nsupport $S_i$ (labelled)\nquery $Q_i$", "#fff2cc")
+    diagram_box(ax, (5.6, 2.9), 2.0, 1.0, "base learner\nadapts: $\\phi_i = A(\\theta, S_i)$", "#d9ead3")
+    diagram_box(ax, (8.1, 2.9), 1.8, 1.0, "query loss\n$L(\\phi_i, Q_i)$", "#f4cccc")
+    diagram_box(ax, (4.2, 0.6), 2.6, 1.0, "meta-learner\nshared knowledge $\\theta$", "#cfe2f3", weight="bold")
+    diagram_arrow(ax, (2.0, 3.4), (2.7, 3.4), "sample", offset=(0, 0.15))
+    diagram_arrow(ax, (4.8, 3.55), (5.6, 3.55), "$S_i$", offset=(0, 0.15))
+    diagram_arrow(ax, (7.6, 3.4), (8.1, 3.4))
+    diagram_arrow(ax, (9.0, 2.9), (6.8, 1.1), "outer loop: update $\\theta$\nto lower the query loss", color="#990000",
+           rad=-0.25, offset=(0.9, -0.1))
+    diagram_arrow(ax, (5.5, 1.6), (6.3, 2.9), "start from $\\theta$", color="#1f4e79", offset=(-0.9, 0.1))
+    ax.annotate("", xy=(6.9, 3.95), xytext=(6.3, 3.95),
+                arrowprops=dict(arrowstyle="-|>", color="#38761d", lw=1.5, connectionstyle="arc3,rad=-1.2"))
+    ax.text(6.6, 4.45, "inner loop (a few steps on $S_i$)", ha="center", fontsize=8, color="#38761d")
+    ax.text(0.1, 1.6, "meta-training: many tasks,\nboth loops run.\n\nmeta-testing: new tasks,\n"
+            "θ frozen, only the inner loop\nruns; score on $Q_i$.", fontsize=8, va="center")
+    ax.set_title("Meta-learning: an inner loop per task, an outer loop across tasks")
+    return ax
+
+
+@functools.lru_cache(maxsize=32)
+def _overfit_run(k_shot: int, seed: int, task_seed: int, max_steps: int, lr: float, record_every: int):
+    from metalearn_lab.data import SinusoidTasks
+
+    tasks = SinusoidTasks()
+    task = tasks.sample(1, k_shot, 200, generator=torch.Generator().manual_seed(task_seed))
+    x_grid = tasks.grid(200)
+    run = fit_from_scratch(task.x_support[0], task.y_support[0], x_grid[:, None], steps=max_steps, lr=lr,
+                           seed=seed, record_every=record_every,
+                           x_test=task.x_query[0], y_test=task.y_query[0])
+    return task, x_grid, run
+
+
+def sine_overfit_view(k_shot: int = 5, steps: int = 300, seed: int = 0, task_seed: int = 0, *,
+                      max_steps: int = 500, lr: float = 1e-2, record_every: int = 25):
+    """Static view: a net trained from scratch on ``k_shot`` points of one sine, after ``steps`` steps.
+
+    Left: the fit against the true curve. Right: support and held-out MSE against steps.
+    Runs are cached, so moving ``steps`` only redraws.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+
+    if not 0 <= steps <= max_steps:
+        raise ValueError(f"steps must be in 0..{max_steps}, got {steps}")
+    task, x_grid, run = _overfit_run(int(k_shot), int(seed), int(task_seed), int(max_steps), float(lr), int(record_every))
+    i = min(range(len(run["step"])), key=lambda j: abs(run["step"][j] - steps))
+    fig, (ax_fit, ax_err) = plt.subplots(1, 2, figsize=(10, 3.6))
+    plot_sinusoid_fit(ax_fit, x_grid, task.true_curve(x_grid)[0], task.x_support[0], task.y_support[0],
+                      {f"net after {run['step'][i]} steps": run["predictions"][i]},
+                      title=f"trained from scratch on K = {k_shot} points")
+    ax_fit.set_ylim(-6, 6)
+    ax_err.semilogy(run["step"], run["train_mse"], label="support (training) MSE")
+    ax_err.semilogy(run["step"], run["test_mse"], label="held-out MSE (200 points)")
+    ax_err.axvline(run["step"][i], color="0.5", ls=":")
+    ax_err.set_xlabel("Adam steps")
+    ax_err.set_ylabel("mean squared error")
+    ax_err.set_title(f"held-out MSE at step {run['step'][i]}: {run['test_mse'][i]:.2f}")
+    ax_err.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sine_overfit_widget(max_steps: int = 500):
+    """Sliders for K (support points), Adam steps and the weight seed; redraws :func:`sine_overfit_view`."""
+    import ipywidgets as widgets
+
+    def update(k_shot, steps, seed):
+        sine_overfit_view(k_shot, steps, seed, max_steps=max_steps)
+        plt.show()
+
+    return widgets.interactive(
+        update,
+        k_shot=widgets.IntSlider(value=5, min=2, max=40, description="K points"),
+        steps=widgets.IntSlider(value=300, min=0, max=max_steps, step=25, description="Adam steps"),
+        seed=widgets.IntSlider(value=0, min=0, max=9, description="init seed"),
+    )
+
+
+#: The answer to lesson 01's "place the methods on the map" exercise (Hospedales et al. 2021).
+FAMILY_OF = {
+    "MAML": "optimisation",
+    "first-order MAML": "optimisation",
+    "Reptile": "optimisation",
+    "Meta-SGD": "optimisation",
+    "MANN": "model",
+    "SNAIL": "model",
+    "neural process": "model",
+    "Siamese network": "metric",
+    "Matching network": "metric",
+    "ProtoNet": "metric",
+}
+
+
+_FAMILY_WHY = {
+    "optimisation": "it meta-learns how a gradient-descent learner starts or steps (initial weights, learning rates)",
+    "model": "a network reads the support set and predicts directly, with no gradient steps at test time",
+    "metric": "it learns an embedding and classifies a query by comparing it with the support examples",
+}
+
+
+def _family(name) -> str | None:
+    """Normalise a family name: 'Optimization-based' -> 'optimisation', 'black-box' -> 'model', ..."""
+    if not isinstance(name, str):
+        return None
+    text = name.lower().replace("optimization", "optimisation")
+    for key, words in (("optimisation", ("optimisation", "gradient")), ("model", ("model", "black")),
+                       ("metric", ("metric",))):
+        if any(w in text for w in words):
+            return key
+    return None
+
+
+@checker("Exercise 2: place the methods on the map")
+def check_family_map(answer: dict) -> None:
+    """Lesson 01: ``answer`` maps each method of :data:`FAMILY_OF` to 'optimisation', 'model' or 'metric'.
+
+    >>> check_family_map(dict(FAMILY_OF))
+    ✓ Exercise 2: place the methods on the map: All 10 methods are on the right branch of the map.
+    """
+    if not (isinstance(answer, dict)):
+        raise WrongAnswer(f"answer must be a dict {{method: family}}, got {type(answer).__name__}")
+    missing = [m for m in FAMILY_OF if m not in answer]
+    if not (not missing):
+        raise WrongAnswer(f"answer has no entry for {missing}; give every method a family")
+    unknown = [m for m in FAMILY_OF if _family(answer[m]) is None]
+    if not (not unknown):
+        raise WrongAnswer(f"the family of {unknown[0]!r} is {answer[unknown[0]]!r}; write 'optimisation', 'model' or 'metric'")
+    wrong = [m for m in FAMILY_OF if _family(answer[m]) != FAMILY_OF[m]]
+    if wrong:
+        m = wrong[0]
+        hint = ""
+        if m in ("MAML", "first-order MAML", "Reptile") and _family(answer[m]) == "model":
+            hint = (" (the source text files 'learning the initial parameters' under model-based; the common "
+                    "taxonomy of Hospedales et al. 2021 calls it optimisation-based)")
+        raise WrongAnswer(
+            f"{len(wrong)} of {len(FAMILY_OF)} misplaced, e.g. {m!r} is {FAMILY_OF[m]}-based, not "
+            f"{_family(answer[m])}-based: {_FAMILY_WHY[FAMILY_OF[m]]}{hint}."
+        )
+    return (f"All {len(FAMILY_OF)} methods are on the right branch of the map.")
+
+
+def _mlp_parameter_count(widths) -> int:
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+
+@checker("Exercise 3: count the parameters")
+def check_parameter_count(count_mlp_parameters) -> None:
+    """Lesson 01: ``count_mlp_parameters(widths) -> int`` for a fully connected net with biases.
+
+    >>> check_parameter_count(lambda w: sum(a * b + b for a, b in zip(w[:-1], w[1:])))
+    ✓ Exercise 3: count the parameters: Right: a 1-40-40-1 net has 1761 parameters, 352 per support point when K = 5.
+    """
+    from torch import nn
+
+    cases = [[1, 40, 40, 1], [1, 40, 1], [3, 5, 2], [2, 1], [1, 100, 100, 100, 1]]
+    for widths in cases:
+        got = count_mlp_parameters(list(widths))
+        want = _mlp_parameter_count(widths)
+        layers = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        if not (want == sum(p.numel() for layer in layers for p in layer.parameters())):
+            raise WrongAnswer("wrong")
+        if not (got is not None):
+            raise WrongAnswer("count_mlp_parameters returned None: replace the placeholder with your code")
+        if got != want:
+            weights_only = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+            hint = ""
+            if got == weights_only:
+                hint = " That is the number of weights alone: each layer also has one bias per output unit."
+            elif got == weights_only + sum(widths):
+                hint = " You gave the input units biases too: only the units a layer computes (its outputs) have one."
+            raise WrongAnswer(f"for widths {widths} you return {got}, the net has {want} parameters.{hint}")
+    n = _mlp_parameter_count([1, 40, 40, 1])
+    return (f"Right: a 1-40-40-1 net has {n} parameters, {n // 5} per support point when K = 5.")
+
+
+#: Lesson 01's "which set is which" puzzle: set B is the support set.
+ROLES_PUZZLE = {"n_way": 4, "k_shot": 3, "n_query": 2, "support": "B", "seed": 11}
+
+
+def roles_puzzle(classes: torch.Tensor) -> dict:
+    """Lesson 01: an episode shown as two unnamed sets, ``{"A": (images, titles), "B": (images, titles)}``.
+
+    Set A holds the query images in shuffled order with hidden labels ("?"); set B holds the
+    labelled support images. Parameters in :data:`ROLES_PUZZLE`.
+    """
+    from metalearn_lab.samplers import EpisodeSampler
+
+    p = ROLES_PUZZLE
+    generator = torch.Generator().manual_seed(p["seed"])
+    episode = EpisodeSampler(classes, p["n_way"], p["k_shot"], p["n_query"]).sample(1, generator=generator)
+    order = torch.randperm(p["n_way"] * p["n_query"], generator=generator)
+    query = episode.x_query[0][order]
+    support = episode.x_support[0]
+    return {"A": (query, ["?"] * len(query)),
+            "B": (support, [f"label {int(y)}" for y in episode.y_support[0]])}
+
+
+@checker("Exercise 1: which set is the support set?")
+def check_episode_roles(answer: dict) -> None:
+    """Lesson 01: ``answer = {"support": "A" or "B", "n_way": int, "k_shot": int, "n_query": int}``.
+
+    >>> check_episode_roles({"support": "B", "n_way": 4, "k_shot": 3, "n_query": 2})
+    ✓ Exercise 1: which set is the support set?: Right: set B is the support set of a 4-way 3-shot episode with 2 queries per class.
+    """
+    p = ROLES_PUZZLE
+    if not (isinstance(answer, dict)):
+        raise WrongAnswer(f"answer must be a dict, got {type(answer).__name__}")
+    for key in ("support", "n_way", "k_shot", "n_query"):
+        if not (answer.get(key) is not None):
+            raise WrongAnswer(f"answer[{key!r}] is missing: fill it in")
+    support = str(answer["support"]).strip().upper()
+    if not (support == p["support"]):
+        raise WrongAnswer(f"set {support} is not the support set: the support set is the one whose labels the learner is given "
+            f"(it adapts on it); the query set's labels are hidden and only used to score the adapted learner")
+    if not (answer["n_way"] == p["n_way"]):
+        raise WrongAnswer(f"n_way = {answer['n_way']} is not right: count the different labels in the support set")
+    if answer["k_shot"] != p["k_shot"]:
+        hint = " (that is the whole support set: k_shot counts examples per class)" if answer["k_shot"] == p["n_way"] * p["k_shot"] else ""
+        raise WrongAnswer(f"k_shot = {answer['k_shot']} is not right: how many support images per label?{hint}")
+    if answer["n_query"] != p["n_query"]:
+        hint = (" (that is the whole query set: n_query counts images per class, so divide by n_way)"
+                if answer["n_query"] == p["n_way"] * p["n_query"] else "")
+        raise WrongAnswer(f"n_query = {answer['n_query']} is not right{hint}")
+    return (f"Right: set B is the support set of a {p['n_way']}-way {p['k_shot']}-shot episode "
+          f"with {p['n_query']} queries per class.")

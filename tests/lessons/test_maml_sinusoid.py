@@ -1,0 +1,179 @@
+"""Lesson 04's exercise checkers, figures and Try-it explorer: the right answer passes, typical wrong answers fail with a helpful message."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from metalearn_lab import drawing
+from metalearn_lab.data.sinusoid import SinusoidTasks
+from metalearn_lab.lessons import maml_sinusoid as lesson
+from metalearn_lab.maml import adapt_and_predict
+from metalearn_lab.models import SineMLP
+
+
+def make_inner_loop(*, sign=1.0, create_graph=True, extra_steps=0, detach=False, in_place=False, lr_scale=1.0):
+    def inner_loop(model, params, x_support, y_support, inner_steps, inner_lr):
+        adapted = dict(params)
+        for _ in range(inner_steps + extra_steps if inner_steps else 0):
+            loss = F.mse_loss(functional_call(model, adapted, (x_support,)), y_support)
+            grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
+            if in_place:
+                with torch.no_grad():
+                    for p, g in zip(adapted.values(), grads):
+                        p.sub_(inner_lr * g)
+                continue
+            adapted = {k: p - sign * lr_scale * inner_lr * g for (k, p), g in zip(adapted.items(), grads)}
+            if detach:
+                adapted = {k: v.detach().requires_grad_() for k, v in adapted.items()}
+        return adapted
+
+    return inner_loop
+
+
+def test_right_inner_loop_passes(capsys):
+    lesson.check_sine_adapt(make_inner_loop())
+    assert "matches metalearn_lab.maml.adapt" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda *args: None, "returned None"),
+        (make_inner_loop(sign=-1.0), "uphill"),
+        (make_inner_loop(create_graph=False), "create_graph=True"),
+        (make_inner_loop(extra_steps=1), "took 2 step(s)"),
+        (make_inner_loop(detach=True), "detached"),
+        (make_inner_loop(in_place=True), "in place"),
+        (make_inner_loop(lr_scale=2.0), "twice too long"),
+        (lambda model, params, *rest: dict(params), "did not move"),
+    ],
+)
+def test_wrong_inner_loops_fail_with_a_message(wrong, message):
+    with pytest.raises(AssertionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        lesson.check_sine_adapt(wrong)
+
+
+def right_query_mse(model, batch, inner_steps, inner_lr):
+    pred = adapt_and_predict(model, batch.as_tuple(), F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
+    return ((pred - batch.y_query) ** 2).mean(dim=(1, 2))
+
+
+def test_right_query_mse_passes(capsys):
+    lesson.check_query_mse(right_query_mse)
+    assert "right per-task MSE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda *args: None, "returned None"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, lr).mean(), "one MSE per task"),
+        (lambda m, b, s, lr: right_query_mse(m, b, 0, lr), "before adaptation"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, lr).sqrt(), "root-mean-square"),
+        (lambda m, b, s, lr: ((adapt_and_predict(m, b.as_tuple()[:2] * 2, F.mse_loss, inner_steps=s, inner_lr=lr)
+                               - b.y_support) ** 2).mean(dim=(1, 2)), "support points"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, lr)[:3], "one MSE per task"),
+    ],
+)
+def test_wrong_query_mse_fails_with_a_message(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        lesson.check_query_mse(wrong)
+
+
+# ---------------------------------------------------------------- figures and widgets
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    return {"MAML": SineMLP(), "pretrained": SineMLP()}
+
+
+@pytest.fixture
+def explorer(models):
+    return lesson.sine_adaptation_widget(models, inner_steps=1, inner_lr=0.01, k_shot=5, seed=0)
+
+
+def ydata(explorer, name="MAML", line="adapted"):
+    return np.asarray(explorer.lines[name][line].get_ydata(), dtype=float).copy()
+
+
+def test_explorer_builds_with_one_panel_per_model(explorer):
+    assert len(explorer.fig.axes) == 2
+    assert len(ydata(explorer)) == 200
+    assert explorer.steps.max == 20 and explorer.k_shot.min == 1 and explorer.k_shot.max == 20
+
+
+@pytest.mark.parametrize(("slider", "value"), [("steps", 10), ("inner_lr", 0.1), ("k_shot", 12)])
+def test_changing_a_slider_changes_the_adapted_curve(explorer, slider, value):
+    before = ydata(explorer)
+    getattr(explorer, slider).value = value
+    assert not np.allclose(before, ydata(explorer)), f"moving {slider} to {value} left the adapted curve unchanged"
+
+
+def test_zero_steps_shows_the_pre_update_curve(explorer):
+    explorer.steps.value = 0
+    np.testing.assert_allclose(ydata(explorer), ydata(explorer, line="pre"))
+
+
+def test_k_shot_changes_the_support_points(explorer):
+    assert len(explorer.lines["MAML"]["support"].get_offsets()) == 5
+    explorer.k_shot.value = 9
+    assert len(explorer.lines["MAML"]["support"].get_offsets()) == 9
+
+
+def test_new_task_button_changes_the_true_curve(explorer):
+    before = ydata(explorer, line="true")
+    explorer.new_task.click()
+    assert not np.allclose(before, ydata(explorer, line="true"))
+
+
+def test_the_explorer_reuses_one_figure(explorer):
+    fig, artist = explorer.fig, explorer.lines["MAML"]["adapted"]
+    explorer.steps.value = 3
+    explorer.k_shot.value = 7
+    assert explorer.fig is fig and explorer.lines["MAML"]["adapted"] is artist
+
+
+def test_model_weights_do_not_change(explorer, models):
+    before = {k: v.clone() for k, v in models["MAML"].state_dict().items()}
+    explorer.steps.value = 15
+    for k, v in models["MAML"].state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_static_figure_has_a_panel_per_setting_and_model(models):
+    fig = lesson.sine_adaptation_figure(models, [{"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5},
+                                                  {"inner_steps": 5, "inner_lr": 0.01, "k_shot": 10}])
+    assert len(fig.axes) == 4
+    plt.close(fig)
+    with pytest.raises(ValueError, match="settings"):
+        lesson.sine_adaptation_figure(models, [])
+
+
+def test_adapted_predictions_step_by_step_match_one_call(models):
+    batch = SinusoidTasks().sample(1, 5, generator=torch.Generator().manual_seed(0))
+    grid = torch.linspace(-5, 5, 11)
+    xs, ys = batch.x_support[0], batch.y_support[0]
+    stepwise = lesson.adapted_sine_predictions(models["MAML"], xs, ys, grid, steps=(0, 1, 4))
+    direct = lesson.adapted_sine_predictions(models["MAML"], xs, ys, grid, steps=(4,))
+    torch.testing.assert_close(stepwise[4], direct[4])
+    assert not torch.allclose(stepwise[0], stepwise[4])
+
+
+def test_figures_build(models):
+    batch = SinusoidTasks().sample(3, 10, generator=torch.Generator().manual_seed(0))
+    figs = [
+        lesson.plot_sine_tasks(batch),
+        lesson.plot_adapted_sines(models, batch, steps=(0, 1, 3)),
+        drawing.plot_loss_curve([3.0, 2.0, 1.5] * 10, smooth=5),
+        drawing.plot_mse_sweep([1, 2, 3], {"a": ([1.0, 2.0, 3.0], [0.1, 0.1, 0.1])}, xlabel="x", train_range=(1, 2)),
+    ]
+    assert len(figs[1].axes) == 6
+    for fig in figs:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="curve 'a'"):
+        drawing.plot_mse_sweep([1, 2], {"a": ([1.0], [0.1])}, xlabel="x")
