@@ -71,23 +71,52 @@ def find_lessons(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(Path(notebooks_dir).glob(LESSON_GLOB))
 
 
+COMPANIONS_DIR = LIBRARY_DIR / "lessons"
+
+
+def lesson_slug(md_path: Path) -> str:
+    """``notebooks/04_maml_sinusoid.md`` -> ``maml_sinusoid`` (the companion's module name)."""
+    return Path(md_path).stem.split("_", 1)[1]
+
+
 def library_digest() -> str:
-    """A hash of the library (version, code, shipped checkpoints and results), so that a change
-    to any of it re-executes the lessons."""
+    """A hash of the core library (code, shipped checkpoints and results, everything but the lessons'
+    companions), so that a change to any of it re-executes every lesson."""
     digest = hashlib.sha256()
-    files = (p for p in LIBRARY_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = (p for p in LIBRARY_DIR.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and COMPANIONS_DIR not in p.parents)
     for path in sorted(files):
         digest.update(str(path.relative_to(LIBRARY_DIR)).encode())
         digest.update(path.read_bytes())
+    digest.update((COMPANIONS_DIR / "__init__.py").read_bytes())
     return digest.hexdigest()
 
 
 def lesson_hash(md_path: Path, quick: bool, library: str | None = None) -> str:
+    """A hash of what a lesson's execution depends on: its text, its own companion module, the core
+    library and the mode. Another lesson's companion is not part of it."""
     digest = hashlib.sha256()
     digest.update(Path(md_path).read_bytes())
+    companion = COMPANIONS_DIR / f"{lesson_slug(md_path)}.py"
+    digest.update(companion.read_bytes() if companion.is_file() else b"no companion")
     digest.update(b"quick" if quick else b"classroom")
     digest.update((library or library_digest()).encode())
     return digest.hexdigest()
+
+
+SOLUTION_TAG = "solution"
+
+
+def mark_solutions(nb) -> int:
+    """Collapse every solution cell in the book: cells tagged ``solution`` get ``hide-input`` (the
+    code folds behind a toggle; the check's output stays visible). Returns how many were marked."""
+    marked = 0
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if SOLUTION_TAG in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            marked += 1
+    return marked
 
 
 def kernel_env(quick: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -126,6 +155,7 @@ def execute_lesson(
     md_path = Path(md_path).resolve()
     nb = jupytext.read(md_path)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    mark_solutions(nb)
     client = NotebookClient(
         nb,
         timeout=timeout,

@@ -22,6 +22,28 @@ from metalearn_lab.models import SineMLP
 from metalearn_lab.validation import check_float, check_int
 
 
+def pretrain_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  loss_fn: LossFn) -> float:
+    """One step of pooled training: the loss of ``model(x)`` against ``y`` at the shared weights, no adaptation.
+
+    ``x``, ``y``: the examples of all tasks of a step, flattened together (``[n, ...]``). Returns the loss.
+    The ``sinusoid-pretrain`` experiment and :func:`pretrain` both train with it.
+
+    >>> from metalearn_lab.models import SineMLP
+    >>> model = SineMLP()
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x = torch.linspace(-1, 1, 8)[:, None]
+    >>> before = pretrain_step(model, optimizer, x, x, torch.nn.functional.mse_loss)
+    >>> pretrain_step(model, optimizer, x, x, torch.nn.functional.mse_loss) < before
+    True
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def pretrain(
     model: torch.nn.Module,
     sample_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
@@ -52,11 +74,7 @@ def pretrain(
     losses = []
     for _ in tqdm(range(iterations), desc="pretrain", disable=not progress):
         x, y = sample_batch()
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(pretrain_step(model, optimizer, x, y, loss_fn))
     return losses
 
 

@@ -147,11 +147,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     step: int = 0,
     overwrite: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
 
     An existing file is replaced only if it was written with the same ``config`` (the same run,
     resuming) or ``overwrite=True``; otherwise ``FileExistsError`` says so and nothing is written.
+    ``extra`` adds top-level entries made of plain types or tensors (e.g. ``{"scheduler": state}``).
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -175,6 +177,10 @@ def save_checkpoint(
         "step": int(step),
         "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
     }
+    reserved = set(payload) & set(extra or {})
+    if reserved:
+        raise ValueError(f"extra may not replace the checkpoint's own entries {sorted(reserved)}")
+    payload.update(_to_cpu(dict(extra or {})))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)

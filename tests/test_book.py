@@ -7,7 +7,7 @@ Then:
 
 * every lesson page exists, and no page loads a script, stylesheet, image or frame from another
   host; MathJax and the widget manager are served from the site;
-* solution cells (tag ``hide-cell``) render collapsed;
+* solution cells (tag ``solution``; the build adds ``hide-input``) render collapsed;
 * Debian's chromium, driven by playwright, opens the intro and a lesson served on 127.0.0.1:
   MathJax typesets, stored widgets render, nothing fails to load and no request leaves
   127.0.0.1. A screenshot of the lesson is saved to the temp folder.
@@ -134,14 +134,21 @@ def test_mathjax_and_widgets_are_local(site):
             assert page.count("html-manager/embed.js") == 1, f"{name}: the widget manager is loaded twice"
 
 
+SOLUTION_CELL = re.compile(r'<div class="cell (?:[\w-]+ )*?tag_(?:hide-cell|solution)\b[^"]*">\s*(<[^>]+>)')
+
+
 def test_solutions_render_collapsed(site):
+    solutions = 0
     for name in site["lessons"]:
         page = (site["html"] / "lessons" / f"{name}.html").read_text(encoding="utf-8")
-        for match in re.finditer(r'<div class="cell tag_hide-cell[^"]*">\s*(<[^>]+>)', page):
+        for match in SOLUTION_CELL.finditer(page):
+            solutions += 1
             first = match.group(1)
             assert first.startswith("<details") and " open" not in first, (
-                f"{name}: a hide-cell cell is not rendered as a collapsed <details>: {first}"
+                f"{name}: a solution cell is not rendered as a collapsed <details>: {first}"
             )
+    assert solutions > 0, "no solution cell found in any lesson page"
+
 
 
 def _lesson_to_open(site) -> str | None:
@@ -213,9 +220,9 @@ def test_in_browser(site):
                 page.wait_for_selector(".jupyter-widgets", timeout=30_000)
                 # Solutions stay collapsed in the browser, too.
                 hidden = page.evaluate(
-                    "[...document.querySelectorAll('.tag_hide-cell details')].filter(d => d.open).length"
+                    "[...document.querySelectorAll('.tag_hide-cell details, .tag_solution details')].filter(d => d.open).length"
                 )
-                assert hidden == 0, "a hide-cell solution is open on page load"
+                assert hidden == 0, "a solution is open on page load"
             page.wait_for_timeout(500)
             shot = Path(tempfile.gettempdir()) / f"metalearn_lab_book_{lesson or 'intro'}.png"
             page.screenshot(path=str(shot), full_page=True)

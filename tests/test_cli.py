@@ -139,9 +139,10 @@ def test_ship_run_writes_manifest_and_verify_detects_changes(finished_run, tmp_p
 
 
 def test_train_with_a_time_limit_pauses_and_the_same_command_finishes(tmp_path, capsys, monkeypatch):
-    from metalearn_lab import experiments
+    from metalearn_lab.experiments import RECIPES
 
-    original = experiments._make_step
+    recipe = RECIPES["sinusoid-pretrain"]
+    original = recipe.make_step
 
     def slow(*args, **kwargs):
         step = original(*args, **kwargs)
@@ -152,7 +153,7 @@ def test_train_with_a_time_limit_pauses_and_the_same_command_finishes(tmp_path, 
 
         return wrapped
 
-    monkeypatch.setattr(experiments, "_make_step", slow)
+    monkeypatch.setattr(recipe, "make_step", slow)
     out = tmp_path / "run"
     args = ["train", "sinusoid-pretrain", "--quick", "--iterations", "20", "--out", str(out), "--no-progress"]
     assert main(args + ["--time-limit", "0.05"]) == 0

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from metalearn_lab import experiments
-from metalearn_lab.experiments import EXPERIMENTS, build_model, evaluate_experiment, get_config, train_experiment
+from metalearn_lab.experiments import EXPERIMENTS, RECIPES, build_model, evaluate_experiment, get_config, train_experiment
+from metalearn_lab.experiments.recipes import siamese as siamese_recipe
 from metalearn_lab.training import load_checkpoint
 
 REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
@@ -53,7 +54,8 @@ class Interrupted(Exception):
 
 def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
     config = small("sinusoid-maml").replace(iterations=6, checkpoint_every=2)
-    original = experiments._make_step
+    recipe = RECIPES[config.algorithm]
+    original = recipe.make_step
     seen: list[int] = []
     stop_at = {"step": 3}
 
@@ -68,7 +70,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
 
         return wrapped
 
-    monkeypatch.setattr(experiments, "_make_step", recording_make_step)
+    monkeypatch.setattr(recipe, "make_step", recording_make_step)
     with pytest.raises(Interrupted):
         train_experiment(config, out_dir=tmp_path, progress=False)
     assert seen == [0, 1, 2] and load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
@@ -83,7 +85,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, monkeypatch):
     assert results["history"]["step"] == [0, 1, 2, 3, 4, 5]
 
     # resuming gives the same weights as an uninterrupted run (steps are seeded, optimizer state restored)
-    monkeypatch.setattr(experiments, "_make_step", original)
+    monkeypatch.setattr(recipe, "make_step", original)
     straight = tmp_path / "straight"
     train_experiment(config, out_dir=straight, progress=False)
     resumed, fresh = load_checkpoint(tmp_path / "checkpoint.pt")["model"], load_checkpoint(straight / "checkpoint.pt")["model"]
@@ -126,7 +128,8 @@ def test_get_config_and_build_model():
 
 def test_time_limit_pauses_with_a_checkpoint_and_the_same_call_resumes(tmp_path, monkeypatch):
     config = small("sinusoid-maml").replace(iterations=12, checkpoint_every=0)
-    original = experiments._make_step
+    recipe = RECIPES[config.algorithm]
+    original = recipe.make_step
 
     def slow_make_step(*args, **kwargs):
         step = original(*args, **kwargs)
@@ -139,7 +142,7 @@ def test_time_limit_pauses_with_a_checkpoint_and_the_same_call_resumes(tmp_path,
 
         return wrapped
 
-    monkeypatch.setattr(experiments, "_make_step", slow_make_step)
+    monkeypatch.setattr(recipe, "make_step", slow_make_step)
     paused = train_experiment(config, out_dir=tmp_path, progress=False, time_limit=0.01)
     assert paused["paused"] is True and paused["step"] == 1 and paused["iterations"] == 12
     assert not (tmp_path / "results.json").exists()  # nothing is evaluated on a pause
@@ -168,28 +171,31 @@ def test_config_from_dict_fills_new_fields_and_rejects_unknown_ones():
     config = EXPERIMENTS["omniglot-siamese"]
     stored = config.to_dict()
     assert experiments.ExperimentConfig.from_dict(stored) == config
-    older = {k: v for k, v in EXPERIMENTS["omniglot-maml-5w1s"].to_dict().items() if k != "augment"}
-    assert experiments.ExperimentConfig.from_dict(older) == EXPERIMENTS["omniglot-maml-5w1s"]
-    assert experiments._same_run(older, EXPERIMENTS["omniglot-maml-5w1s"].replace(iterations=10).to_dict())
-    assert not experiments._same_run(older, EXPERIMENTS["omniglot-maml-5w1s"].replace(augment=True).to_dict())
+    maml = EXPERIMENTS["omniglot-maml-5w1s"]
+    older = {k: v for k, v in maml.to_dict().items() if k != "first_order"}  # a field added later takes its default
+    assert experiments.ExperimentConfig.from_dict(older) == maml
+    flat = {**maml.to_dict(), "margin": 1.0, "augment": False, "train_way": 0}  # the old flat config: other algorithms' fields
+    assert experiments.ExperimentConfig.from_dict(flat) == maml
+    assert experiments.same_run(older, maml.replace(iterations=10).to_dict())
+    assert not experiments.same_run(older, maml.replace(inner_lr=0.1).to_dict())
     with pytest.raises(ValueError, match="unknown config fields \\['colour'\\]"):
         experiments.ExperimentConfig.from_dict({**stored, "colour": "red"})
 
 
 def test_augmented_siamese_steps_differ_from_plain_ones(omniglot, monkeypatch):
     seen = {}
-    original = experiments.random_affine
+    original = siamese_recipe.random_affine
 
     def counting(x, **kw):
         seen["n"] = seen.get("n", 0) + len(x)
         return original(x, **kw)
 
-    monkeypatch.setattr(experiments, "random_affine", counting)
+    monkeypatch.setattr(siamese_recipe, "random_affine", counting)
     config = small("omniglot-siamese").replace(meta_batch_size=8)
     assert config.augment
     for augment in (False, True):
         model = build_model(config)
         optimizer = torch.optim.Adam(model.parameters())
-        step = experiments._make_step(config.replace(augment=augment), model, optimizer, torch.device("cpu"))
+        step = RECIPES["siamese"].make_step(config.replace(augment=augment), model, optimizer, torch.device("cpu"))
         step(0)
     assert seen["n"] == 16  # both images of 8 pairs, only when augment=True

@@ -494,12 +494,12 @@ def check_evaluation_loop(evaluate_tasks) -> None:
     ``predict(episode)`` returns logits ``[B, N*Q, N]`` for a batch of episodes; ``tasks`` is a
     :class:`~metalearn_lab.samplers.FixedEpisodes`. Expected: the accuracy of each task (fraction
     of its queries classified right), then their mean and the half-width of the 95% interval,
-    ``1.96 * std / sqrt(n_tasks)`` with the sample standard deviation, as
-    :func:`metalearn_lab.samplers.mean_confidence_interval` computes it. Checked on 23 toy tasks
+    ``t * std / sqrt(n_tasks)`` with the sample standard deviation and Student's t quantile
+    ``t = t_quantile(0.95, n_tasks)``, as :func:`metalearn_lab.metrics.mean_confidence_interval` computes it. Checked on 23 toy tasks
     with ``batch_size=5``, so the last batch is short.
     """
 
-    from metalearn_lab.metrics import mean_confidence_interval
+    from metalearn_lab.metrics import mean_confidence_interval, t_quantile
 
     tasks, predict = _fake_tasks()
     batch_size = 5
@@ -532,20 +532,24 @@ def check_evaluation_loop(evaluate_tasks) -> None:
                              "whose argmax logit equals y_query; then the mean over all tasks")
     n = len(per_task)
     std = float(per_task.std(unbiased=True))
+    t = t_quantile(0.95, n)
     if not near(ci, want_ci):
         if near(ci, std / math.sqrt(n)):
-            raise WrongAnswer("your interval is the standard error std/sqrt(n); the 95% half-width is 1.96 times it")
-        if near(ci, 1.96 * std):
-            raise WrongAnswer("your interval is 1.96 * std; divide by sqrt(number of tasks) for the interval of the MEAN")
-        if near(ci, 1.96 * float(per_task.std(unbiased=False)) / math.sqrt(n)):
+            raise WrongAnswer("your interval is the standard error std/sqrt(n); the 95% half-width is t = t_quantile(0.95, n) times it")
+        if near(ci, 1.96 * std / math.sqrt(n)):
+            raise WrongAnswer("your interval uses 1.96, the normal approximation; with n tasks the 95% quantile is "
+                              "Student's t, t_quantile(0.95, n) (2.07 for 23 tasks, 1.96 only for hundreds)")
+        if near(ci, t * std):
+            raise WrongAnswer("your interval is t * std; divide by sqrt(number of tasks) for the interval of the MEAN")
+        if near(ci, t * float(per_task.std(unbiased=False)) / math.sqrt(n)):
             raise WrongAnswer("use the sample standard deviation (divide by n - 1: torch's std default, or "
                                  "unbiased=True), as mean_confidence_interval does")
-        if near(ci, 1.96 * float(pooled.std(unbiased=True)) / math.sqrt(len(pooled))) or near(
+        if near(ci, t_quantile(0.95, len(pooled)) * float(pooled.std(unbiased=True)) / math.sqrt(len(pooled))) or near(
                 ci, 1.96 * float(pooled.std(unbiased=False)) / math.sqrt(len(pooled))):
             raise WrongAnswer("your interval treats every query as independent; the papers' interval is over "
                                  "TASKS (one accuracy per task), which is wider because queries of a task share its classes")
         if near(ci, 100 * want_ci):
             raise WrongAnswer("your interval is in percent; return a fraction like the mean")
-        raise WrongAnswer(f"ci95 is {ci:.4f}, expected {want_ci:.4f} = 1.96 * std(per-task accuracies) / sqrt({n})")
+        raise WrongAnswer(f"ci95 is {ci:.4f}, expected {want_ci:.4f} = t * std(per-task accuracies) / sqrt({n}) with t = {t:.3f}")
     return (f"mean {100 * want_mean:.1f}% ± {100 * want_ci:.1f}% over {n} tasks, batch by batch: matches "
           "mean_confidence_interval.")

@@ -13,7 +13,7 @@ import torch
 
 from metalearn_lab import drawing
 from metalearn_lab.lessons import maml_omniglot as lesson
-from metalearn_lab.metrics import mean_confidence_interval
+from metalearn_lab.metrics import mean_confidence_interval, t_quantile
 from metalearn_lab.models import Conv4
 from metalearn_lab.samplers import EpisodeSampler
 
@@ -85,13 +85,15 @@ def make_evaluate(kind="right"):
             return sum(per_batch) / len(per_batch), mean_confidence_interval(v)[1]
         if kind == "stderr":
             return float(v.mean()), float(v.std() / math.sqrt(n))
+        if kind == "normal":
+            return float(v.mean()), float(1.96 * v.std() / math.sqrt(n))
         if kind == "no_sqrt":
-            return float(v.mean()), float(1.96 * v.std())
+            return float(v.mean()), float(t_quantile(0.95, n) * v.std())
         if kind == "population_std":
-            return float(v.mean()), float(1.96 * v.std(unbiased=False) / math.sqrt(n))
+            return float(v.mean()), float(t_quantile(0.95, n) * v.std(unbiased=False) / math.sqrt(n))
         if kind == "pooled":
             p = torch.tensor(pooled, dtype=torch.float64)
-            return float(p.mean()), float(1.96 * p.std() / math.sqrt(len(p)))
+            return mean_confidence_interval(p)
         if kind == "low_high":
             m, h = mean_confidence_interval(v)
             return m, (m - h, m + h)
@@ -109,7 +111,8 @@ def test_right_evaluation_loop_passes(capsys):
     ("percent", "percentage"),
     ("batch_means", "averages the batch means"),
     ("first_batch", "only the first batch"),
-    ("stderr", "1.96 times"),
+    ("stderr", "the 95% half-width is t"),
+    ("normal", "normal approximation"),
     ("no_sqrt", "divide by sqrt"),
     ("population_std", "sample standard deviation"),
     ("pooled", "every query as independent"),

@@ -1,0 +1,1 @@
+"""One module per algorithm: its config fields, how to build, step and evaluate it (see ``registry.py``)."""

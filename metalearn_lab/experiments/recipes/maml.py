@@ -1,0 +1,63 @@
+"""MAML and first-order MAML on Omniglot (Finn et al. 2017, §5.2): Conv4 with batch statistics only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluation_tasks, protocol, train_classes
+from metalearn_lab.maml import adapt_and_predict, meta_train_step
+from metalearn_lab.metrics import accuracy, mean_confidence_interval
+from metalearn_lab.models import Conv4
+from metalearn_lab.samplers import EpisodeSampler
+
+
+@dataclass(frozen=True)
+class MAMLConfig(EpisodeConfig):
+    """Inner loop: ``inner_steps`` SGD steps of size ``inner_lr`` (``eval_inner_steps`` at test)."""
+
+    inner_steps: int = 1
+    inner_lr: float = 0.4
+    first_order: bool = False
+    eval_inner_steps: int = 3
+
+
+class OmniglotMAML(Recipe):
+    algorithm = "maml"
+    config_class = MAMLConfig
+
+    def build_model(self, config):
+        return Conv4(out_features=config.n_way, track_running_stats=False)
+
+    def make_step(self, config, model, optimizer, device):
+        sampler = EpisodeSampler(train_classes(config), config.n_way, config.k_shot, config.n_query)
+
+        def step(i):
+            episode = sampler.sample(config.meta_batch_size, generator=step_generator(config, i)).to(device)
+            loss, logits = meta_train_step(model, optimizer, episode.as_tuple(), F.cross_entropy,
+                                           inner_steps=config.inner_steps, inner_lr=config.inner_lr,
+                                           first_order=config.first_order)
+            return {"loss": loss, "metric": float(accuracy(logits, episode.y_query).mean())}
+
+        return step
+
+    def evaluate(self, config, model, *, split, n_tasks, device):
+        tasks = evaluation_tasks(config, split, n_tasks)
+        values: list[float] = []
+        model.train()
+        for episode in tasks.batches(32 if config.n_way <= 5 else 8):
+            episode = episode.to(device)
+            logits = adapt_and_predict(model, episode.as_tuple(), F.cross_entropy,
+                                       inner_steps=config.eval_inner_steps, inner_lr=config.inner_lr)
+            values.extend(accuracy(logits, episode.y_query).cpu().tolist())
+        mean, half = mean_confidence_interval(values)
+        extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}"
+        return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
+                "n_tasks": len(values), "protocol": protocol(config, len(values), split, extra)}
+
+    def has_validation(self, config):
+        return bool(getattr(config, "validation_characters", 0))
+
+

@@ -1,0 +1,63 @@
+"""Prototypical networks on Omniglot (Snell et al. 2017, §2 and §3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluation_tasks, protocol, train_classes
+from metalearn_lab.metrics import accuracy, mean_confidence_interval
+from metalearn_lab.models import Conv4
+from metalearn_lab.protonet import protonet_logits, protonet_loss
+from metalearn_lab.samplers import EpisodeSampler
+
+
+@dataclass(frozen=True)
+class ProtoNetConfig(EpisodeConfig):
+    """``train_way``: classes per training episode (Snell et al. train with 60); 0 means ``n_way``."""
+
+    train_way: int = 0
+
+
+class ProtoNet(Recipe):
+    algorithm = "protonet"
+    config_class = ProtoNetConfig
+
+    def build_model(self, config):
+        return Conv4()
+
+    def make_step(self, config, model, optimizer, device):
+        sampler = EpisodeSampler(train_classes(config), config.train_way or config.n_way, config.k_shot, config.n_query)
+
+        def step(i):
+            episode = sampler.sample(config.meta_batch_size, generator=step_generator(config, i)).to(device)
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss, acc = protonet_loss(model, episode, sampler.n_way)
+            loss.backward()
+            optimizer.step()
+            return {"loss": float(loss.detach()), "metric": float(acc.mean())}
+
+        return step
+
+    def evaluate(self, config, model, *, split, n_tasks, device):
+        tasks = evaluation_tasks(config, split, n_tasks)
+        values: list[float] = []
+        was_training = model.training
+        model.eval()
+        try:
+            for episode in tasks.batches(32 if config.n_way <= 5 else 8):
+                episode = episode.to(device)
+                with torch.no_grad():
+                    logits = protonet_logits(model, episode.x_support, episode.y_support, episode.x_query, config.n_way)
+                values.extend(accuracy(logits, episode.y_query).cpu().tolist())
+        finally:
+            model.train(was_training)
+        mean, half = mean_confidence_interval(values)
+        return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
+                "n_tasks": len(values), "protocol": protocol(config, len(values), split)}
+
+    def has_validation(self, config):
+        return bool(getattr(config, "validation_characters", 0))

@@ -1,0 +1,71 @@
+"""Siamese networks with the contrastive loss, tested on Lake's 20 one-shot runs (Koch et al. 2015; Lake et al. 2015)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.splits import _check_unlocked, background_classes
+from metalearn_lab.metrics import mean_confidence_interval
+from metalearn_lab.models import EmbeddingNet
+from metalearn_lab.samplers import PairSampler, random_affine
+from metalearn_lab.siamese import nearest_support, siamese_loss
+
+
+@dataclass(frozen=True)
+class SiameseConfig(ExperimentConfig):
+    """``meta_batch_size`` pairs a step, contrastive ``margin``, ``augment`` with Koch et al.'s affine distortions."""
+
+    meta_batch_size: int = 128
+    margin: float = 1.0
+    embedding_dim: int = 64
+    augment: bool = False
+
+
+class Siamese(Recipe):
+    algorithm = "siamese"
+    config_class = SiameseConfig
+
+    def build_model(self, config):
+        return EmbeddingNet(embedding_dim=config.embedding_dim)
+
+    def make_step(self, config, model, optimizer, device):
+        pairs = PairSampler(background_classes())
+
+        def step(i):
+            generator = step_generator(config, i)
+            x1, x2, same = pairs.sample(config.meta_batch_size, generator=generator)
+            if config.augment:
+                x1, x2 = random_affine(x1, generator=generator), random_affine(x2, generator=generator)
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = siamese_loss(model, x1.to(device), x2.to(device), same.to(device), config.margin)
+            loss.backward()
+            optimizer.step()
+            return {"loss": float(loss.detach())}
+
+        return step
+
+    def evaluate(self, config, model, *, split, n_tasks, device):
+        from metalearn_lab.data.lake_runs import load_lake_runs, score_lake_runs
+
+        _check_unlocked("Lake's one-shot runs (the Siamese experiment's test set)")
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                scores = score_lake_runs(load_lake_runs(), lambda s, q: nearest_support(model, s.to(device), q.to(device)).cpu())
+        finally:
+            model.train(was_training)
+        per_run = torch.tensor(scores["per_run"])
+        mean, half = mean_confidence_interval(per_run)
+        return {"metric": "accuracy, Lake's 20-way within-alphabet one-shot runs", "mean": mean, "ci95": half,
+                "n_tasks": len(per_run) * 20, "per_run": scores["per_run"],
+                "protocol": "20 runs x 20 trials (all_runs.zip); nearest support embedding; trained on background "
+                            "alphabets only; Student's t interval over the 20 runs"}
+
+    def has_validation(self, config):
+        return False
