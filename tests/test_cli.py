@@ -17,7 +17,6 @@ from metalearn_lab.shipping import read_manifest, ship_run, verify_shipped
 from metalearn_lab.training import load_checkpoint
 
 
-
 @pytest.fixture
 def shipped_dir(tmp_path, monkeypatch):
     """A throw-away ``metalearn_lab/checkpoints`` (and runs folder): tests never touch the package."""

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from metalearn_lab import experiments
-from metalearn_lab.experiments import EXPERIMENTS, RECIPES, build_model, evaluate_experiment, get_config, train_experiment
+from metalearn_lab.experiments import (
+    EXPERIMENTS,
+    RECIPES,
+    build_model,
+    evaluate_experiment,
+    get_config,
+    train_experiment,
+)
 from metalearn_lab.experiments.recipes import siamese as siamese_recipe
 from metalearn_lab.training import load_checkpoint
 
