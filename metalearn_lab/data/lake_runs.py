@@ -38,6 +38,7 @@ __all__ = [
     "load_lake_runs",
     "validate_lake_runs_zip",
     "score_lake_runs",
+    "sample_within_alphabet_runs",
 ]
 
 _N_RUNS = 20
@@ -264,3 +265,66 @@ def score_lake_runs(
         per_run.append(float((chosen.cpu() == run.labels).float().mean()))
     accuracy = float(np.mean(per_run))
     return {"per_run": per_run, "accuracy": accuracy, "error_rate": 1.0 - accuracy}
+
+
+def sample_within_alphabet_runs(
+    alphabets: list[torch.Tensor],
+    runs_per_alphabet: int,
+    *,
+    n_way: int = 20,
+    seed: int = 0,
+    names: list[str] | None = None,
+) -> list[LakeRun]:
+    """One-shot runs built like Lake's, from other characters: for validation without touching the test runs.
+
+    Each run takes ``n_way`` characters of one alphabet and two different drawers: drawer A's images
+    are the support set (one per character), drawer B's the queries, in a shuffled order; the label of
+    query ``i`` is the index of its character's support image. Lake et al.'s 20 runs were made the
+    same way from the 20 evaluation alphabets (two runs per alphabet for 10 of them).
+
+    Parameters
+    ----------
+    alphabets : list of Tensor ``[n_characters, n_drawers, C, S, S]``
+        One tensor per alphabet (e.g. held-out background alphabets), each with >= ``n_way`` characters.
+    runs_per_alphabet : int >= 1
+    n_way : int >= 2
+        Characters per run (20 in Lake's runs).
+    seed : int
+        Seeds the choice of characters, drawers and query order: the same seed gives the same runs.
+    names : list of str, optional
+        Alphabet names, used in the runs' names.
+
+    Returns
+    -------
+    list of LakeRun
+        ``len(alphabets) * runs_per_alphabet`` runs named ``"<alphabet>-<k>"``.
+
+    Examples
+    --------
+    >>> runs = sample_within_alphabet_runs([torch.rand(25, 20, 1, 8, 8)], 2, n_way=20, seed=0)
+    >>> len(runs), tuple(runs[0].support.shape), sorted(runs[0].labels.tolist()) == list(range(20))
+    (2, (20, 1, 8, 8), True)
+    """
+    from metalearn_lab.validation import check_int
+
+    runs_per_alphabet = check_int("runs_per_alphabet", runs_per_alphabet)
+    n_way = check_int("n_way", n_way, minimum=2)
+    if not alphabets:
+        raise ValueError("alphabets is empty; pass one tensor [n_characters, n_drawers, C, S, S] per alphabet")
+    names = names or [f"alphabet{i}" for i in range(len(alphabets))]
+    if len(names) != len(alphabets):
+        raise ValueError(f"names has {len(names)} entries for {len(alphabets)} alphabets")
+    generator = torch.Generator().manual_seed(int(seed))
+    runs = []
+    for name, images in zip(names, alphabets):
+        if images.dim() != 5 or images.shape[0] < n_way or images.shape[1] < 2:
+            raise ValueError(f"alphabet {name!r} must be [n_characters >= {n_way}, n_drawers >= 2, C, S, S], "
+                             f"got shape {tuple(images.shape)}")
+        for k in range(runs_per_alphabet):
+            characters = torch.randperm(images.shape[0], generator=generator)[:n_way]
+            drawer_a, drawer_b = torch.randperm(images.shape[1], generator=generator)[:2].tolist()
+            order = torch.randperm(n_way, generator=generator)
+            support = images[characters, drawer_a]
+            query = images[characters[order], drawer_b]
+            runs.append(LakeRun(support=support, query=query, labels=order.clone(), name=f"{name}-{k + 1}"))
+    return runs

@@ -77,13 +77,60 @@ def omniglot_splits(n_validation: int = 0) -> tuple[torch.Tensor, ...]:
     return _DATA_MEMO[key]
 
 
-def background_classes() -> torch.Tensor:
-    """The 964 characters of the 30 background alphabets, ``[964, 20, 1, 28, 28]``."""
-    if "background" not in _DATA_MEMO:
-        from metalearn_lab.data.omniglot import lake_split, load_omniglot
+def background_classes(n_validation_alphabets: int = 0) -> torch.Tensor:
+    """The characters of the background alphabets that training may use, ``[n, 20, 1, 28, 28]``.
 
-        _DATA_MEMO["background"] = lake_split(load_omniglot())[0]
-    return _DATA_MEMO["background"]
+    All 964 characters of the 30 background alphabets when ``n_validation_alphabets = 0`` (the first
+    shipped Siamese run); otherwise those of the alphabets that :func:`lake_validation_runs` does not
+    hold out.
+    """
+    key = ("background", n_validation_alphabets)
+    if key not in _DATA_MEMO:
+        from metalearn_lab.data.omniglot import load_omniglot
+
+        data = load_omniglot()
+        held = set(validation_alphabets(n_validation_alphabets))
+        keep = torch.tensor([bool(b) and a not in held for a, b in zip(data.alphabets, data.background.tolist())])
+        _DATA_MEMO[key] = data.images.unsqueeze(2)[keep]
+    return _DATA_MEMO[key]
+
+
+def validation_alphabets(n: int, seed: int = 0) -> list[str]:
+    """``n`` background alphabets (with at least 20 characters) held out for validating one-shot models.
+
+    Chosen by a seeded permutation, so every run holds out the same ones. Lake's test runs come from
+    the evaluation alphabets, so validation never touches them (Koch et al. 2015 validated on 10
+    evaluation alphabets instead, which Lake's runs also use).
+    """
+    from metalearn_lab.data.omniglot import load_omniglot
+    from metalearn_lab.validation import check_int
+
+    n = check_int("n_validation_alphabets", n, minimum=0, maximum=10)
+    if n == 0:
+        return []
+    data = load_omniglot()
+    counts: dict[str, int] = {}
+    for alphabet, background in zip(data.alphabets, data.background.tolist()):
+        if background:
+            counts[alphabet] = counts.get(alphabet, 0) + 1
+    eligible = sorted(a for a, c in counts.items() if c >= 20)
+    order = torch.randperm(len(eligible), generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(eligible[i] for i in order[:n])
+
+
+def lake_validation_runs(n_validation_alphabets: int, runs_per_alphabet: int = 4, seed: int = 0):
+    """Lake-style 20-way within-alphabet one-shot runs from the held-out background alphabets."""
+    from metalearn_lab.data.lake_runs import sample_within_alphabet_runs
+    from metalearn_lab.data.omniglot import load_omniglot
+
+    key = ("lake-validation", n_validation_alphabets, runs_per_alphabet, seed)
+    if key not in _DATA_MEMO:
+        data = load_omniglot()
+        names = validation_alphabets(n_validation_alphabets)
+        images = data.images.unsqueeze(2)
+        per_alphabet = [images[torch.tensor([a == name for a in data.alphabets])] for name in names]
+        _DATA_MEMO[key] = sample_within_alphabet_runs(per_alphabet, runs_per_alphabet, seed=seed, names=names)
+    return _DATA_MEMO[key]
 
 
 def omniglot_test_tasks(config: Any, n_tasks: int | None = None, *, n_query: int | None = None) -> FixedEpisodes:

@@ -11,26 +11,38 @@ from metalearn_lab.samplers import FixedEpisodes
 
 @dataclass(frozen=True)
 class EpisodeConfig(ExperimentConfig):
-    """N-way K-shot Omniglot tasks on the 1200/423 rotation split; ``eval_n_query`` queries per class at test."""
+    """N-way K-shot Omniglot tasks on the 1200/423 rotation split; ``eval_n_query`` queries per class at test.
+
+    ``validation_characters`` of the 1200 training characters are held out (100, as in Finn et al.'s
+    code); progress during training is measured on tasks of those. Runs made before validation
+    existed have 0 and monitored test tasks (the results page says so).
+    """
 
     n_way: int = 5
     k_shot: int = 1
     n_query: int = 1
     eval_n_query: int = 15
+    validation_characters: int = 100
+
+    legacy_defaults = {"validation_characters": 0}
 
 
 def train_classes(config: EpisodeConfig):
     """The training classes (characters × 4 rotations) of the config's split."""
-    return omniglot_splits(getattr(config, "validation_characters", 0))[0]
+    return omniglot_splits(config.validation_characters)[0]
 
 
 def evaluation_tasks(config: EpisodeConfig, split: str, n_tasks: int | None) -> FixedEpisodes:
-    """The fixed tasks of ``split``; configs without validation characters fall back to test tasks."""
-    if split == "validation" and getattr(config, "validation_characters", 0):
+    """The fixed tasks of ``split``; configs without validation characters (the old protocol) fall back to test tasks."""
+    if split == "validation" and config.validation_characters:
         return omniglot_validation_tasks(config, n_tasks)
     return omniglot_test_tasks(config, n_tasks)
 
 
 def protocol(config: EpisodeConfig, n_tasks: int, split: str, extra: str = "") -> str:
-    return (f"1200/423 character split, rotations x4 as classes, 28x28; {n_tasks} fixed {split} tasks "
-            f"(seed {config.eval_seed}), {config.eval_n_query} queries per class{extra}")
+    if config.validation_characters:
+        characters = f"{1200 - config.validation_characters} train / {config.validation_characters} validation / 423 test characters"
+    else:
+        characters = "1200/423 character split (no validation characters: the old protocol)"
+    return (f"{characters}, rotations x4 as classes, 28x28; {n_tasks} fixed {split} tasks "
+            f"(seed {config.eval_seed if split == 'test' else config.eval_seed + 1}), {config.eval_n_query} queries per class{extra}")

@@ -60,4 +60,4 @@ class ProtoNet(Recipe):
                 "n_tasks": len(values), "protocol": protocol(config, len(values), split)}
 
     def has_validation(self, config):
-        return bool(getattr(config, "validation_characters", 0))
+        return bool(config.validation_characters)

@@ -70,4 +70,4 @@ class Reptile(Recipe):
                 "n_tasks": len(values), "protocol": protocol(config, len(values), split, extra)}
 
     def has_validation(self, config):
-        return bool(getattr(config, "validation_characters", 0))
+        return bool(config.validation_characters)
