@@ -10,6 +10,8 @@ Examples::
     metalearn-lab evaluate runs/omniglot-maml-5w1s/checkpoint.pt --tasks 100
     metalearn-lab ship omniglot-protonet-5w1s                # copy a finished run into the package
     metalearn-lab download                                   # needs internet
+    metalearn-lab student-copy class/                        # the lessons without solutions, to hand out
+    metalearn-lab grade class/*/*.ipynb --out grades.csv     # run students' notebooks, table of results
 """
 
 from __future__ import annotations
@@ -95,6 +97,26 @@ def _cmd_download(args) -> int:
     return 0
 
 
+def _cmd_student_copy(args) -> int:
+    from metalearn_lab.classroom import student_copy
+
+    written = student_copy(args.out_dir, lessons=args.lessons or None, overwrite=args.force)
+    for path in written:
+        print(path)
+    print(f"wrote {len(written)} student notebooks (solutions removed) to {args.out_dir}")
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from metalearn_lab.classroom import grade, summary
+
+    rows = grade(args.submissions, out_csv=args.out, timeout=args.timeout, quick=not args.classroom, overwrite=args.force)
+    print(summary(rows))
+    if args.out:
+        print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metalearn-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="download Omniglot from its official repository (needs internet)")
     dl.add_argument("--root", help="folder to put the zips in (default: $METALEARN_LAB_DATA or the user cache)")
     dl.set_defaults(func=_cmd_download)
+    copy = sub.add_parser("student-copy", help="write the lessons as notebooks without their solutions")
+    copy.add_argument("out_dir", help="folder for the notebooks (created if needed)")
+    copy.add_argument("--lessons", nargs="*", help="lesson .md files (default: every lesson in notebooks/)")
+    copy.add_argument("--force", action="store_true", help="replace notebooks that already exist in OUT_DIR")
+    copy.set_defaults(func=_cmd_student_copy)
+
+    grade = sub.add_parser("grade", help="run submitted notebooks and tabulate each exercise's result (runs students' code)")
+    grade.add_argument("submissions", nargs="+", help="submitted notebooks (e.g. class/alice/04_maml_sinusoid.ipynb)")
+    grade.add_argument("--out", help="CSV file for the table (student, lesson, exercise, status, message)")
+    grade.add_argument("--timeout", type=int, default=120, help="seconds allowed per cell (default 120)")
+    grade.add_argument("--classroom", action="store_true", help="run in classroom mode (default: quick mode, faster)")
+    grade.add_argument("--force", action="store_true", help="replace an existing --out file")
+    grade.set_defaults(func=_cmd_grade)
     return parser
 
 
