@@ -105,6 +105,36 @@ def lesson_hash(md_path: Path, quick: bool, library: str | None = None) -> str:
 
 
 SOLUTION_TAG = "solution"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TRYIT_MIMETYPE = "application/vnd.metalearn-lab.tryit+html"  # metalearn_lab.tryit.MIMETYPE
+
+
+def prepare_for_book(nb) -> dict[str, int]:
+    """Make an executed lesson's Try-its honest in the book, where no kernel runs.
+
+    A live ipywidgets output would show sliders that move and redraw nothing, so it is dropped (the
+    lesson's pre-rendered twin, :func:`metalearn_lab.tryit.explorer`, follows it). A pre-rendered
+    explorer's HTML, stored under its own mimetype so JupyterLab shows a plain image, becomes the
+    page's HTML. Returns how many outputs of each kind were changed.
+    """
+    dropped = explorers = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                dropped += 1
+                continue
+            if TRYIT_MIMETYPE in data:
+                output["data"] = {"text/html": data[TRYIT_MIMETYPE], "text/plain": data.get("text/plain", "")}
+                explorers += 1
+            kept.append(output)
+        cell["outputs"] = kept
+    if dropped:
+        nb.metadata.pop("widgets", None)
+    return {"live widgets dropped": dropped, "pre-rendered explorers": explorers}
 
 
 def mark_solutions(nb) -> int:
@@ -180,6 +210,7 @@ def execute_lesson(
             f"lesson {md_path.name} failed in {where}\n--- error ---\n{_short(str(error))}"
         ) from None
     seconds = time.perf_counter() - start
+    prepare_for_book(nb)
     return nb, seconds
 
 

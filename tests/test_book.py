@@ -240,3 +240,48 @@ def test_in_browser(site):
     assert not bad_console, "console errors about loading:\n" + "\n".join(bad_console)
     assert typeset.get("intro.html", 0) > 0, f"MathJax typeset nothing on the intro: {typeset}"
     assert all(count > 0 for count in typeset.values()), f"MathJax typeset nothing on some page: {typeset}"
+
+
+def test_no_dead_sliders_and_explorers_are_pre_rendered(site):
+    """The book has no live widget (its sliders would move and redraw nothing); every lesson's Try-it
+    is a pre-rendered explorer (metalearn_lab.tryit) whose frames fit the page budget."""
+    budget = 3_000_000
+    without = []
+    for name in site["lessons"]:
+        page = (site["html"] / "lessons" / f"{name}.html").read_text(encoding="utf-8")
+        assert "application/vnd.jupyter.widget-view+json" not in page, f"{name}: a live widget (dead slider) in the book"
+        if 'class="metalearn-tryit"' not in page:
+            without.append(name)
+        size = (site["html"] / "lessons" / f"{name}.html").stat().st_size
+        assert size < budget + 2_000_000, f"{name}.html is {size:,} bytes: over the page budget"
+    assert not without, f"lessons without a pre-rendered Try-it in the book: {without}"
+
+
+def test_explorer_slider_changes_the_figure_in_the_browser(site):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: `apt-get install -y chromium`", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    html = site["html"]
+    name = next((n for n in site["lessons"]
+                 if 'class="metalearn-tryit"' in (html / "lessons" / f"{n}.html").read_text(encoding="utf-8")), None)
+    assert name is not None, "no lesson page has a pre-rendered explorer"
+    server = _serve(html)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/lessons/{name}.html", wait_until="load")
+            root = page.locator(".metalearn-tryit").first
+            image = root.locator("img")
+            before = image.get_attribute("src")
+            slider = root.locator("input[type=range]").first
+            slider.focus()
+            key = "ArrowLeft" if slider.evaluate("el => +el.value === +el.max") else "ArrowRight"
+            slider.press(key)
+            page.wait_for_function("([el, src]) => el.src !== src", arg=[image.element_handle(), before], timeout=5000)
+            assert image.get_attribute("src") != before
+            browser.close()
+    finally:
+        server.shutdown()
