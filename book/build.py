@@ -49,6 +49,7 @@ LESSON_GLOB = "[0-9][0-9]_*.md"
 QUICK_ENV = "METALEARN_LAB_QUICK"
 METADATA_KEY = "metalearn_lab"
 FIXED_FRONT = "intro"
+FIXED_FRONT_CHAPTERS = ("intro_zh",)  # the introduction in Chinese, right after the English one
 FIXED_BACK = ("results", "glossary", "references")
 
 HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"  # the manager matching ipywidgets 8.1
@@ -300,6 +301,8 @@ def write_toc(book_dir: Path, lesson_names: list[str]) -> Path:
         f"root: {FIXED_FRONT}",
         "parts:",
     ]
+    lines += ["  - caption: 中文 (Chinese)", "    chapters:"]
+    lines += [f"      - file: {name}" for name in FIXED_FRONT_CHAPTERS]
     if lesson_names:  # a part may not be empty
         lines += ["  - caption: Lessons", "    chapters:"]
         lines += [f"      - file: lessons/{name}" for name in lesson_names]
