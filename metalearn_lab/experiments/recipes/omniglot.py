@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
+
 from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.splits import omniglot_splits, omniglot_test_tasks, omniglot_validation_tasks
+from metalearn_lab.maml import adapt_and_predict
+from metalearn_lab.metrics import accuracy, mean_confidence_interval
 from metalearn_lab.samplers import FixedEpisodes
 
 
@@ -46,3 +50,23 @@ def protocol(config: EpisodeConfig, n_tasks: int, split: str, extra: str = "") -
         characters = "1200/423 character split (no validation characters: the old protocol)"
     return (f"{characters}, rotations x4 as classes, 28x28; {n_tasks} fixed {split} tasks "
             f"(seed {config.eval_seed if split == 'test' else config.eval_seed + 1}), {config.eval_n_query} queries per class{extra}")
+
+
+def evaluate_by_adaptation(config, model, split: str, n_tasks: int | None, device) -> dict:
+    """Accuracy after ``config.eval_inner_steps`` SGD steps of ``config.inner_lr`` on each task's support set.
+
+    The test protocol of MAML and Reptile: every task of ``split`` adapted from the same starting
+    point, its queries classified by the adapted network, mean ± 95% interval over tasks.
+    """
+    tasks = evaluation_tasks(config, split, n_tasks)
+    values: list[float] = []
+    model.train()
+    for episode in tasks.batches(32 if config.n_way <= 5 else 8):
+        episode = episode.to(device)
+        logits = adapt_and_predict(model, episode.as_tuple(), F.cross_entropy,
+                                   inner_steps=config.eval_inner_steps, inner_lr=config.inner_lr)
+        values.extend(accuracy(logits, episode.y_query).cpu().tolist())
+    mean, half = mean_confidence_interval(values)
+    extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}"
+    return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
+            "n_tasks": len(values), "protocol": protocol(config, len(values), split, extra)}

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from metalearn_lab.experiments.recipe import Recipe, step_generator
-from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluation_tasks, protocol, train_classes
-from metalearn_lab.maml import adapt_and_predict
-from metalearn_lab.metrics import accuracy, mean_confidence_interval
+from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluate_by_adaptation, train_classes
 from metalearn_lab.models import Conv4
 from metalearn_lab.reptile import reptile_step
 from metalearn_lab.samplers import EpisodeSampler
@@ -56,18 +54,7 @@ class Reptile(Recipe):
         return step
 
     def evaluate(self, config, model, *, split, n_tasks, device):
-        tasks = evaluation_tasks(config, split, n_tasks)
-        values: list[float] = []
-        model.train()
-        for episode in tasks.batches(32 if config.n_way <= 5 else 8):
-            episode = episode.to(device)
-            logits = adapt_and_predict(model, episode.as_tuple(), F.cross_entropy,
-                                       inner_steps=config.eval_inner_steps, inner_lr=config.inner_lr)
-            values.extend(accuracy(logits, episode.y_query).cpu().tolist())
-        mean, half = mean_confidence_interval(values)
-        extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}"
-        return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
-                "n_tasks": len(values), "protocol": protocol(config, len(values), split, extra)}
+        return evaluate_by_adaptation(config, model, split, n_tasks, device)
 
     def has_validation(self, config):
         return bool(config.validation_characters)
