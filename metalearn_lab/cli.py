@@ -9,6 +9,7 @@ Examples::
     metalearn-lab evaluate omniglot-protonet-5w1s            # the run in ./runs, or the shipped one
     metalearn-lab evaluate runs/omniglot-maml-5w1s/checkpoint.pt --tasks 100
     metalearn-lab ship omniglot-protonet-5w1s                # copy a finished run into the package
+    metalearn-lab select runs/sinusoid-maml-seed0 runs/sinusoid-maml-seed1   # choose on validation tasks
     metalearn-lab download                                   # needs internet
     metalearn-lab student-copy class/                        # the lessons without solutions, to hand out
     metalearn-lab grade class/*/*.ipynb --out grades.csv     # run students' notebooks, table of results
@@ -97,6 +98,23 @@ def _cmd_download(args) -> int:
     return 0
 
 
+def _cmd_select(args) -> int:
+    from metalearn_lab.experiments.selection import select_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = select_run(args.runs, n_tasks=args.tasks, device=args.device)
+    print(f"{'run':40s} {'seed':>5s} {'validation':>12s} {'test':>12s}")
+    for row in report["runs"]:
+        mark = "  <- chosen" if row["run"] == report["chosen"] else ""
+        print(f"{row['run']:40s} {row['seed']:5d} {row['validation']['mean']:12.4g} {row['test']['mean']:12.4g}{mark}")
+    print(f"rule: {report['rule']}; test mean over runs {report['test_mean_over_runs']:.4g} "
+          f"(standard deviation {report['test_stdev_over_runs']:.3g})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def _cmd_student_copy(args) -> int:
     from metalearn_lab.classroom import student_copy
 
@@ -152,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("download", help="download Omniglot from its official repository (needs internet)")
     dl.add_argument("--root", help="folder to put the zips in (default: $METALEARN_LAB_DATA or the user cache)")
     dl.set_defaults(func=_cmd_download)
+    select = sub.add_parser("select", help="choose between finished runs (seeds) on validation tasks; report all on test")
+    select.add_argument("runs", nargs="+", help="run folders of one experiment")
+    select.add_argument("--tasks", type=int, default=None, help="validation tasks (default: the experiment's eval_tasks)")
+    select.add_argument("--device", default="cpu")
+    select.add_argument("--threads", type=int, default=0)
+    select.add_argument("--json", help="write the full report to this file")
+    select.set_defaults(func=_cmd_select)
+
     copy = sub.add_parser("student-copy", help="write the lessons as notebooks without their solutions")
     copy.add_argument("out_dir", help="folder for the notebooks (created if needed)")
     copy.add_argument("--lessons", nargs="*", help="lesson .md files (default: every lesson in notebooks/)")

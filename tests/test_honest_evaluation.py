@@ -123,3 +123,27 @@ def test_old_protocol_runs_are_marked(omniglot):
     result = evaluate_experiment(config, build_model(config), n_tasks=4)
     assert "old protocol" in result["protocol"]
     assert len(omniglot_test_tasks(config, 4)) == 4
+
+
+def test_select_run_chooses_on_validation_and_reports_every_run(tmp_path, capsys):
+    from metalearn_lab.cli import main
+    from metalearn_lab.experiments.selection import select_run
+
+    config = get_config("sinusoid-pretrain", quick=True).replace(iterations=5, eval_tasks=8)
+    runs = []
+    for seed in (0, 1, 2):
+        train_experiment(config.replace(seed=seed), out_dir=tmp_path / f"seed{seed}", progress=False)
+        runs.append(tmp_path / f"seed{seed}")
+    report = select_run(runs)
+    validation = {r["run"]: r["validation"]["mean"] for r in report["runs"]}
+    assert report["chosen"] == min(validation, key=validation.get)
+    assert all("test" in r and r["test"]["n_tasks"] == 8 for r in report["runs"])
+    assert report["test_stdev_over_runs"] > 0
+    assert main(["select", *map(str, runs), "--json", str(tmp_path / "report.json")]) == 0
+    assert "<- chosen" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="at least 2"):
+        select_run(runs[:1])
+    other = tmp_path / "other"
+    train_experiment(get_config("sinusoid-maml", quick=True).replace(iterations=2, eval_tasks=8), out_dir=other, progress=False)
+    with pytest.raises(ValueError, match="is a run of"):
+        select_run([runs[0], other])
