@@ -27,8 +27,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# JupyterLab's set-up (shared with repo2docker's postBuild): a double click opens a lesson as a
+# notebook, each lesson shows once, paired notebooks synced; it never writes a tracked file.
 notebooks: setup
-	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.md
+	$(PY) scripts/setup_lab.py
 
 lab: notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
@@ -43,4 +45,4 @@ benchmark: setup
 	$(PY) benchmarks/maml_throughput.py
 
 clean:
-	rm -rf book/_build book/lessons notebooks/*.ipynb .pytest_cache
+	rm -rf book/_build book/lessons notebooks/_lesson_outputs notebooks/*.ipynb .pytest_cache
