@@ -59,3 +59,68 @@ def test_lesson_skeleton(lesson):
     if not SUMMARY.search(text):
         missing.append("a 'Summary' heading")
     assert not missing, f"{lesson.name} lacks: " + "; ".join(missing)
+
+
+# Every Try-it control, read from the widget state the executed lesson stores: its label has room
+# (ipywidgets' default label is 80 px: "K (support poi…" was cut), and every value a slider can
+# take reads as itself (a log slider stepping 0.05 in log10 showed 0.398 for 10**-0.4).
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+PX_PER_CHAR = 8  # a generous average for JupyterLab's 13 px interface font
+DEFAULT_LABEL_PX = 80
+
+
+def _label_fits(description: str, width: str) -> bool:
+    """Whether a label of ``width`` (CSS, as in ``style.description_width``) holds ``description``.
+
+    >>> _label_fits("K (support points)", "110px"), _label_fits("K (support points)", "20ch"), _label_fits("seed", "")
+    (False, True, True)
+    """
+    width = (width or "").strip()
+    if width in {"initial", "auto", "max-content", "fit-content"}:
+        return True
+    if not width:
+        return len(description) * PX_PER_CHAR <= DEFAULT_LABEL_PX
+    number = re.fullmatch(r"([\d.]+)(px|ch|em)", width)
+    if number is None:
+        return False
+    size, unit = float(number.group(1)), number.group(2)
+    return {"px": len(description) * PX_PER_CHAR <= size, "ch": len(description) + 1 <= size,
+            "em": len(description) * 0.6 <= size}[unit]
+
+
+def _slider_values(name: str, state: dict) -> list[float]:
+    """Every value a float slider can take (its grid)."""
+    low, high, step = state["min"], state["max"], state["step"]
+    count = int(round((high - low) / step))
+    exponents = [low + k * step for k in range(count + 1)]
+    return [state["base"] ** e for e in exponents] if name == "FloatLogSliderModel" else exponents
+
+
+def _misread(value: float, readout_format: str) -> bool:
+    shown = float(format(value, readout_format.lstrip("~")))
+    return abs(shown - value) > 1e-9 * max(1.0, abs(value))
+
+
+@pytest.mark.parametrize("lesson", _params())
+def test_widgets_show_whole_labels_and_the_values_they_use(lesson, tmp_path_factory):
+    import nbformat
+
+    outcome = nbu.execute_once(_require(lesson), tmp_path_factory)
+    if outcome.error is not None:
+        pytest.fail(f"{lesson.name} did not run (see test_lesson_runs)", pytrace=False)
+    models = nbformat.read(outcome.path, as_version=4).metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    problems = []
+    for model in models.values():
+        name, state = model["model_name"], model["state"]
+        description = state.get("description") or ""
+        if description and name != "ButtonModel":
+            style = models.get(str(state.get("style", "")).removeprefix("IPY_MODEL_"), {}).get("state", {})
+            width = style.get("description_width", "")
+            if not _label_fits(description, width):
+                problems.append(f"{name} {description!r}: label width {width or 'default (80px)'} cuts it off")
+        if name in {"FloatSliderModel", "FloatLogSliderModel"}:
+            misread = [v for v in _slider_values(name, state) if _misread(v, state["readout_format"])]
+            if misread:
+                problems.append(f"{name} {description!r}: {len(misread)} positions show a rounded value, e.g. "
+                                f"{misread[0]!r} as {format(misread[0], state['readout_format'])}")
+    assert not problems, f"{lesson.name}:\n" + "\n".join(problems)

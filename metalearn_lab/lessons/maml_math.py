@@ -8,6 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider
 from metalearn_lab.exercises import WrongAnswer, checker
 
 
@@ -205,12 +206,11 @@ def first_order_gap_widget(task):
         first_order_gap_view(task, inner_lr, inner_steps)
         plt.show()
 
-    return widgets.interactive(
-        update,
-        inner_lr=widgets.FloatLogSlider(value=0.05, base=10, min=-3, max=0, step=0.05, description="inner lr α",
-                                        readout_format=".3f"),
-        inner_steps=widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
+    inner_lr, inner_steps = fit_labels(
+        rate_slider(0.05, [r for r in RATES_1_2_5 if r >= 1e-3], description="inner lr α"),
+        widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
     )
+    return widgets.interactive(update, inner_lr=inner_lr, inner_steps=inner_steps)
 
 
 def first_order_gap_figure(task, steps=(1, 2, 4, 8), *, alphas=None):

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib import patches
 
+from metalearn_lab.controls import fit_labels, rate_slider
 from metalearn_lab.drawing import image_mosaic
 from metalearn_lab.exercises import WrongAnswer, checker
 from metalearn_lab.metrics import moving_average
@@ -304,11 +305,11 @@ class OmniglotAdaptationExplorer:
         self.sampler = EpisodeSampler(classes, n_way, k_shot, n_query)
         self.seed = int(seed)
         self.episode = self._draw()
-        style = {"description_width": "90px"}
-        self.steps = widgets.IntSlider(value=inner_steps, min=0, max=10, description="inner steps", style=style)
-        self.inner_lr = widgets.FloatLogSlider(value=inner_lr, base=10, min=-2, max=0.5, step=0.05,
-                                               description="inner lr α", readout_format=".3f", style=style)
-        self.model = widgets.Dropdown(options=list(self.models), description="model", style=style)
+        self.steps = widgets.IntSlider(value=inner_steps, min=0, max=10, description="inner steps")
+        # Finn et al.'s α = 0.4, and halvings and doublings of it.
+        self.inner_lr = rate_slider(inner_lr, (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2), description="inner lr α")
+        self.model = widgets.Dropdown(options=list(self.models), description="model")
+        fit_labels(self.steps, self.inner_lr, self.model)
         self.new_episode = widgets.Button(description="new episode", icon="refresh")
         self.status = widgets.HTML()
         self.output = widgets.Output()

@@ -10,6 +10,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
+from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider
 from metalearn_lab.exercises import WrongAnswer, checker
 
 
@@ -213,11 +214,10 @@ class SineAdaptationExplorer:
         self.seed = seed
         self.task = _sine_task(self.tasks, seed, max_k)
         self.x_grid = torch.linspace(*self.tasks.x_range, 200)
-        style = {"description_width": "110px"}
-        self.steps = widgets.IntSlider(value=inner_steps, min=0, max=20, description="inner steps", style=style)
-        self.inner_lr = widgets.FloatLogSlider(value=inner_lr, base=10, min=-4, max=0, step=0.1,
-                                               description="inner lr α", readout_format=".4f", style=style)
-        self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (support points)", style=style)
+        self.steps = widgets.IntSlider(value=inner_steps, min=0, max=20, description="inner steps")
+        self.inner_lr = rate_slider(inner_lr, RATES_1_2_5, description="inner lr α")
+        self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (support points)")
+        fit_labels(self.steps, self.inner_lr, self.k_shot)
         self.new_task = widgets.Button(description="new task", icon="refresh")
         self.output = widgets.Output()
         self.fig = Figure(figsize=(4.2 * len(self.models), 3.4))

@@ -5,9 +5,12 @@ The lesson imports this module as ``lesson``; nothing in the core library import
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
+from metalearn_lab.controls import fit_labels
 from metalearn_lab.drawing import show_images
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -288,8 +291,9 @@ def contrastive_margin_explorer(points=None):
         fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
         plt.show(fig)
 
-    slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False)
-    return widgets.interactive(show, margin=slider)
+    slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False,
+                                 readout_format=".1f")
+    return widgets.interactive(show, margin=fit_labels(slider)[0])
 
 
 def threshold_explorer(d_train, same_train, d_test, same_test):
@@ -316,10 +320,14 @@ def threshold_explorer(d_train, same_train, d_test, same_test):
         fig.tight_layout()
         plt.show(fig)
 
+    # Round steps (one significant digit), so the readout shows the threshold in use.
     top = float(torch.quantile(torch.cat([d_train, d_test]).float(), 0.99))
-    slider = widgets.FloatSlider(value=top / 3, min=0.0, max=top, step=top / 100, description="threshold",
-                                 readout_format=".2f", continuous_update=False)
-    return widgets.interactive(show, threshold=slider)
+    step = float(f"{top / 100:.0e}")
+    digits = max(0, -math.floor(math.log10(step)))
+    slider = widgets.FloatSlider(value=round(round(top / 3 / step) * step, digits), min=0.0,
+                                 max=round(math.ceil(top / step) * step, digits), step=step,
+                                 description="threshold", readout_format=f".{digits}f", continuous_update=False)
+    return widgets.interactive(show, threshold=fit_labels(slider)[0])
 
 
 def one_shot_trial_browser(model, runs):
@@ -349,11 +357,11 @@ def one_shot_trial_browser(model, runs):
                                   title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
         plt.show(fig)
 
-    return widgets.interactive(
-        show,
-        run=widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
-        trial=widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
+    run, trial = fit_labels(
+        widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
+        widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
     )
+    return widgets.interactive(show, run=run, trial=trial)
 
 
 def _as_float(value, what):

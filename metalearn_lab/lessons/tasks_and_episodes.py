@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import scipy.stats
 import torch
 
+from metalearn_lab.controls import fit_labels
 from metalearn_lab.drawing import show_episode, show_images
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -83,13 +84,13 @@ def episode_widget(classes, seed: int = 0):
             return
         plt.show()
 
-    return widgets.interactive(
-        update,
-        n_way=widgets.IntSlider(value=5, min=1, max=20, description="n_way"),
-        k_shot=widgets.IntSlider(value=1, min=1, max=20, description="k_shot"),
-        n_query=widgets.IntSlider(value=2, min=1, max=20, description="n_query"),
-        seed=widgets.IntSlider(value=seed, min=0, max=20, description="seed"),
+    n_way, k_shot, n_query, seed_slider = fit_labels(
+        widgets.IntSlider(value=5, min=1, max=20, description="n_way"),
+        widgets.IntSlider(value=1, min=1, max=20, description="k_shot"),
+        widgets.IntSlider(value=2, min=1, max=20, description="n_query"),
+        widgets.IntSlider(value=seed, min=0, max=20, description="seed"),
     )
+    return widgets.interactive(update, n_way=n_way, k_shot=k_shot, n_query=n_query, seed=seed_slider)
 
 
 def _coded_classes(n_classes: int = 12, n_per_class: int = 20) -> torch.Tensor:

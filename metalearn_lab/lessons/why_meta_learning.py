@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from metalearn_lab.baselines import fit_from_scratch
+from metalearn_lab.controls import fit_labels
 from metalearn_lab.drawing import diagram_arrow, diagram_axes, diagram_box, plot_sinusoid_fit
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -100,12 +101,12 @@ def sine_overfit_widget(max_steps: int = 500):
         sine_overfit_view(k_shot, steps, seed, max_steps=max_steps)
         plt.show()
 
-    return widgets.interactive(
-        update,
-        k_shot=widgets.IntSlider(value=5, min=2, max=40, description="K points"),
-        steps=widgets.IntSlider(value=300, min=0, max=max_steps, step=25, description="Adam steps"),
-        seed=widgets.IntSlider(value=0, min=0, max=9, description="init seed"),
+    k_shot, steps, seed = fit_labels(
+        widgets.IntSlider(value=5, min=2, max=40, description="K points"),
+        widgets.IntSlider(value=300, min=0, max=max_steps, step=25, description="Adam steps"),
+        widgets.IntSlider(value=0, min=0, max=9, description="init seed"),
     )
+    return widgets.interactive(update, k_shot=k_shot, steps=steps, seed=seed)
 
 
 #: The answer to lesson 01's "place the methods on the map" exercise (Hospedales et al. 2021).
