@@ -148,15 +148,38 @@ def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -
     return path
 
 
-RUN_TIME = re.compile(r"run[ -]?time[^\n]*", re.IGNORECASE)
+# The run-time line at the top of a lesson: "**Run time** (measured ...): classroom mode 12 s, ...".
+RUN_TIME_LINE = re.compile(r"^[ \t>*_]*run[ -]?time(?![a-z])[*_:]*[ \t]*(?P<text>[^\n]*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def run_time_statement(text: str) -> str | None:
+    r"""What a lesson's run-time line says, without its label and Markdown emphasis; None if it has none.
+
+    Examples
+    --------
+    >>> run_time_statement("# 1. Title\n\n**Run time** (2-core CPU): classroom mode 12 s, quick mode 9 s.\n")
+    '(2-core CPU): classroom mode 12 s, quick mode 9 s.'
+    >>> run_time_statement("*Run-time:* about 3 min")
+    'about 3 min'
+    >>> run_time_statement("This cell reports the run time of each step.") is None
+    True
+    """
+    match = RUN_TIME_LINE.search(text)
+    if match is None:
+        return None
+    return match.group("text").strip() or None
 
 
 def lesson_run_times(notebooks_dir: str | Path) -> list[tuple[str, str]]:
-    """The measured run-time line each lesson states at its top: ``[(lesson, line), ...]``."""
+    """The measured run time each lesson states at its top: ``[(lesson, statement), ...]``.
+
+    The statement is the lesson's run-time line without the "Run time" label and its bold markers
+    (a table cell with a stray ``**`` would show it), with ``|`` escaped for a Markdown table.
+    """
     out = []
     for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md")):
-        match = RUN_TIME.search(path.read_text())
-        out.append((path.stem, match.group(0).strip("*: ").strip() if match else "not stated"))
+        statement = run_time_statement(path.read_text(encoding="utf-8"))
+        out.append((path.stem, statement.replace("|", "\\|") if statement else "not stated"))
     return out
 
 
