@@ -87,3 +87,65 @@ def rate_slider(value: float, choices: Sequence[float], *, description: str):
         raise ValueError(f"value must be a positive number, got {value!r}")
     values = sorted({float(c) for c in choices} | {float(value)})
     return widgets.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=float(value), description=description)
+
+
+def show_png(fig, *, close: bool = True, tight: bool = False) -> None:
+    """Display ``fig`` as one PNG: what a Try-it shows after each change.
+
+    Jupyter's inline backend crops every figure to its tight bounding box, which costs a third
+    of a redraw more (lesson 04's explorer: 0.13 against 0.10 s of CPU). A Try-it figure is laid
+    out already, so it is saved as it is, unless ``tight`` (for a figure that draws outside its
+    own box, such as a title above it). Outside IPython this only closes the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+    close : bool
+        Close the figure afterwards (a figure made with pyplot would otherwise be shown twice
+        and kept in memory); explorers that redraw one figure pass ``False``.
+    tight : bool
+        Crop to the tight bounding box, as the inline backend does.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig = plt.figure()
+    >>> show_png(fig)
+    >>> plt.fignum_exists(fig.number)
+    False
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover - IPython comes with the lab extras
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight" if tight else None)
+        display(Image(data=buffer.getvalue(), format="png"))
+    if close:
+        plt.close(fig)
+
+
+def margins(fig) -> dict:
+    """The subplot margins of ``fig`` (after ``tight_layout``), to give the next figure of a Try-it.
+
+    ``tight_layout`` measures every label, which costs about a quarter of a redraw; a Try-it
+    whose figures keep their shape lays out the first one and passes its margins to
+    ``fig.subplots_adjust(**margins)`` for the others.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, _ = plt.subplots(1, 2)
+    >>> fig.subplots_adjust(left=0.1, wspace=0.3)
+    >>> margins(fig)["left"], margins(fig)["wspace"]
+    (0.1, 0.3)
+    >>> plt.close(fig)
+    """
+    pars = fig.subplotpars
+    return {name: getattr(pars, name) for name in ("left", "right", "bottom", "top", "wspace", "hspace")}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider
+from metalearn_lab.controls import RATES_1_2_5, fit_labels, margins, rate_slider, show_png
 from metalearn_lab.exercises import WrongAnswer, checker
 
 
@@ -132,7 +132,7 @@ def _gaps(task, alphas, inner_steps):
     return np.asarray(cos), np.asarray(rel)
 
 
-def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, alphas=None):
+def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, alphas=None, gaps=None, layout=None):
     r"""One view of the first-order gap for linear regression: the two gradients, and the error against α.
 
     Left: the components of the true meta-gradient :math:`((I-\alpha A_s)^K)^\top g` and of the
@@ -145,6 +145,9 @@ def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, 
     task : (theta [d], x_support [n, d], y_support [n], x_query [m, d], y_query [m]), float64
     inner_lr, inner_steps : α and K
     alphas : the α grid of the right panel (default 60 values from 1e-3 to 1)
+    gaps : ``(cosines, relative errors)`` over ``alphas`` for this ``inner_steps``, if already
+        computed (the widget keeps them per K: a change of α then redraws without the sweep)
+    layout : subplot margins to use instead of ``tight_layout`` (:func:`metalearn_lab.controls.margins`)
 
     Returns
     -------
@@ -181,7 +184,7 @@ def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, 
     ax_bar.set_ylabel("meta-gradient component")
     ax_bar.set_title(f"α = {inner_lr:.3g}, K = {inner_steps}:  cos = {cos:.3f},  rel. error = {rel:.2g}", fontsize=10)
     ax_bar.legend(fontsize=8)
-    _, rels = _gaps(task, alphas, inner_steps)
+    _, rels = _gaps(task, alphas, inner_steps) if gaps is None else gaps
     ax_rel.plot(alphas, rels, color="C2", label=f"K = {inner_steps}")
     ax_rel.plot([inner_lr], [rel], "o", color="C3", ms=7)
     if limit < alphas.max():
@@ -194,17 +197,30 @@ def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, 
     ax_rel.set_ylabel("relative error of first-order")
     ax_rel.set_title("error against α (dot: the slider's α)", fontsize=10)
     ax_rel.grid(alpha=0.3, which="both")
-    fig.tight_layout()
+    if layout is None:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(**layout)
     return fig
 
 
 def first_order_gap_widget(task):
-    """Sliders for α (log scale) and K; redraws :func:`first_order_gap_view` (a few milliseconds of maths)."""
+    """Sliders for α (1, 2, 5 per decade, 0.001 to 1) and K; redraws :func:`first_order_gap_view`."""
     import ipywidgets as widgets
+    import numpy as np
+
+    alphas = np.geomspace(1e-3, 1.0, 60)
+    sweeps = {}  # inner_steps -> the α sweep of the right panel, which does not depend on the slider's α
+    layout = {}  # the first figure's margins, reused: the figures keep their shape
 
     def update(inner_lr, inner_steps):
-        first_order_gap_view(task, inner_lr, inner_steps)
-        plt.show()
+        if inner_steps not in sweeps:
+            sweeps[inner_steps] = _gaps(task, alphas, inner_steps)
+        fig = first_order_gap_view(task, inner_lr, inner_steps, alphas=alphas, gaps=sweeps[inner_steps],
+                                   layout=layout or None)
+        if not layout:
+            layout.update(margins(fig))
+        show_png(fig)
 
     inner_lr, inner_steps = fit_labels(
         rate_slider(0.05, [r for r in RATES_1_2_5 if r >= 1e-3], description="inner lr α"),

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib import patches
 
-from metalearn_lab.controls import fit_labels, rate_slider
+from metalearn_lab.controls import fit_labels, rate_slider, show_png
 from metalearn_lab.drawing import image_mosaic
 from metalearn_lab.exercises import WrongAnswer, checker
 from metalearn_lab.metrics import moving_average
@@ -335,7 +335,7 @@ class OmniglotAdaptationExplorer:
 
     def update(self, _change=None) -> None:
         """Adapt the chosen model with the current settings and redraw the figure."""
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         steps, lr, name = int(self.steps.value), float(self.inner_lr.value), self.model.value
         self.result = adapt_episode(self.models[name], self.episode, inner_steps=steps, inner_lr=lr)
@@ -346,7 +346,7 @@ class OmniglotAdaptationExplorer:
         self.status.value = (f"episode {self.seed}: adapted and predicted in {1000 * self.result['seconds']:.0f} ms")
         with self.output:
             clear_output(wait=True)
-            display(self.fig)
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -10,7 +10,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider
+from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider, show_png
 from metalearn_lab.exercises import WrongAnswer, checker
 
 
@@ -243,7 +243,7 @@ class SineAdaptationExplorer:
 
     def update(self, _change=None) -> None:
         """Recompute every panel for the current slider values and redraw the figure."""
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         settings = {"inner_steps": int(self.steps.value), "inner_lr": float(self.inner_lr.value)}
         for name, model in self.models.items():
@@ -254,7 +254,7 @@ class SineAdaptationExplorer:
             self._laid_out = True
         with self.output:
             clear_output(wait=True)
-            display(self.fig)
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display

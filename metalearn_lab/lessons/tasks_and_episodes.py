@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import scipy.stats
 import torch
 
-from metalearn_lab.controls import fit_labels
+from metalearn_lab.controls import fit_labels, show_png
 from metalearn_lab.drawing import show_episode, show_images
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -78,11 +78,11 @@ def episode_widget(classes, seed: int = 0):
 
     def update(n_way, k_shot, n_query, seed):
         try:
-            episode_view(classes, n_way, k_shot, n_query, seed)
+            fig = episode_view(classes, n_way, k_shot, n_query, seed)
         except ValueError as err:
             print(f"ValueError: {err}")
             return
-        plt.show()
+        show_png(fig)
 
     n_way, k_shot, n_query, seed_slider = fit_labels(
         widgets.IntSlider(value=5, min=1, max=20, description="n_way"),

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from metalearn_lab.baselines import fit_from_scratch
-from metalearn_lab.controls import fit_labels
+from metalearn_lab.controls import fit_labels, margins, show_png
 from metalearn_lab.drawing import diagram_arrow, diagram_axes, diagram_box, plot_sinusoid_fit
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -62,11 +62,12 @@ def _overfit_run(k_shot: int, seed: int, task_seed: int, max_steps: int, lr: flo
 
 
 def sine_overfit_view(k_shot: int = 5, steps: int = 300, seed: int = 0, task_seed: int = 0, *,
-                      max_steps: int = 500, lr: float = 1e-2, record_every: int = 25):
+                      max_steps: int = 500, lr: float = 1e-2, record_every: int = 25, layout: dict | None = None):
     """Static view: a net trained from scratch on ``k_shot`` points of one sine, after ``steps`` steps.
 
     Left: the fit against the true curve. Right: support and held-out MSE against steps.
-    Runs are cached, so moving ``steps`` only redraws.
+    Runs are cached, so moving ``steps`` only redraws. ``layout``: subplot margins to use
+    instead of ``tight_layout`` (:func:`metalearn_lab.controls.margins` of an earlier view).
 
     Returns
     -------
@@ -89,7 +90,10 @@ def sine_overfit_view(k_shot: int = 5, steps: int = 300, seed: int = 0, task_see
     ax_err.set_ylabel("mean squared error")
     ax_err.set_title(f"held-out MSE at step {run['step'][i]}: {run['test_mse'][i]:.2f}")
     ax_err.legend(fontsize=8)
-    fig.tight_layout()
+    if layout is None:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(**layout)
     return fig
 
 
@@ -97,9 +101,13 @@ def sine_overfit_widget(max_steps: int = 500):
     """Sliders for K (support points), Adam steps and the weight seed; redraws :func:`sine_overfit_view`."""
     import ipywidgets as widgets
 
+    layout = {}  # the first figure's margins, reused: the figures keep their shape
+
     def update(k_shot, steps, seed):
-        sine_overfit_view(k_shot, steps, seed, max_steps=max_steps)
-        plt.show()
+        fig = sine_overfit_view(k_shot, steps, seed, max_steps=max_steps, layout=layout or None)
+        if not layout:
+            layout.update(margins(fig))
+        show_png(fig)
 
     k_shot, steps, seed = fit_labels(
         widgets.IntSlider(value=5, min=2, max=40, description="K points"),

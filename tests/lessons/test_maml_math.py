@@ -136,3 +136,32 @@ def test_meta_gradient_wrong_point():
 
     with pytest.raises(AssertionError, match="relative error"):
         lesson.check_meta_gradient(query_at_theta)
+
+
+# --- the Try-it: first-order gap for linear regression ---
+
+def _linear_task():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, generator=g, dtype=torch.float64)
+    return torch.zeros(3, dtype=torch.float64), x, x.sum(1), x, x.sum(1)
+
+
+def test_gap_view_draws_the_same_with_a_precomputed_sweep():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    task, alphas = _linear_task(), np.geomspace(1e-3, 1.0, 60)
+    fresh = lesson.first_order_gap_view(task, 0.1, 3, alphas=alphas)
+    cached = lesson.first_order_gap_view(task, 0.1, 3, alphas=alphas, gaps=lesson._gaps(task, alphas, 3))
+    for a, b in zip(fresh.axes[1].lines, cached.axes[1].lines):
+        np.testing.assert_array_equal(a.get_ydata(), b.get_ydata())
+    plt.close("all")
+
+
+def test_gap_widget_offers_exact_step_sizes_and_redraws():
+    widget = lesson.first_order_gap_widget(_linear_task())
+    inner_lr, inner_steps = widget.children[:2]
+    assert inner_lr.value == 0.05 and inner_lr.label == "0.05"
+    assert all(float(label) == value for label, value in inner_lr.options)
+    inner_lr.value, inner_steps.value = 0.2, 4  # each change redraws; nothing raises
+    assert widget.kwargs == {"inner_lr": 0.2, "inner_steps": 4}
