@@ -50,7 +50,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
-def measure_lesson(page, md: Path, repeats: int, run_timeout: float) -> tuple[list[dict], float]:
+def measure_lesson(page, md: Path, repeats: int, run_timeout: float, shots: Path | None = None) -> tuple[list[dict], float]:
     import jupytext
 
     n_cells = len(jupytext.read(md).cells)
@@ -69,6 +69,10 @@ def measure_lesson(page, md: Path, repeats: int, run_timeout: float) -> tuple[li
             _, seconds = jl.press_and_time_redraw(page, slider)
             samples.append(seconds)
             time.sleep(0.2)  # let the kernel settle before the next key press
+        if shots is not None:
+            slider.evaluate("s => s.closest('.jp-OutputArea').scrollIntoView()")
+            slider.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea')][1]").screenshot(
+                path=str(shots / f"{md.stem}_{index}.png"))
         rows.append({"lesson": md.stem, "widget": name, "median": statistics.median(samples), "samples": samples,
                      "cut": [label["text"] for label in jl.slider_labels(slider) if label["cut"]]})
     jl.close_all_tabs(page)
@@ -80,6 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--classroom", action="store_true", help="run the lessons in classroom mode (default: quick)")
     parser.add_argument("--lessons", nargs="*", help="lesson numbers or names to measure (default: all)")
     parser.add_argument("--repeats", type=int, default=5, help="key presses per slider (default: %(default)s)")
+    parser.add_argument("--screenshots", type=Path, help="save a screenshot of each Try-it here")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -91,6 +96,8 @@ def main(argv=None) -> int:
         lessons = [md for md in lessons if any(md.stem.startswith(want) or md.stem == want for want in args.lessons)]
         if not lessons:
             parser.error(f"--lessons {' '.join(args.lessons)}: no such lesson in {nbu.lessons_dir()}")
+    if args.screenshots:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     started = datetime.datetime.now()
     rows, runs = [], {}
@@ -98,7 +105,7 @@ def main(argv=None) -> int:
         with jl.serve_lab(lessons, Path(root), quick=not args.classroom) as lab, jl.open_browser() as page:
             jl.load_lab(page, lab)
             for md in lessons:
-                lesson_rows, runs[md.stem] = measure_lesson(page, md, args.repeats, run_timeout=900)
+                lesson_rows, runs[md.stem] = measure_lesson(page, md, args.repeats, 900, args.screenshots)
                 rows += lesson_rows
                 for row in lesson_rows:
                     print(f"  {row['lesson']} {row['widget']!r}: median {row['median']:.3f} s", file=sys.stderr, flush=True)

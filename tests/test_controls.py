@@ -91,4 +91,4 @@ def test_try_it_figures_shown_untrimmed_fit_in_their_box(monkeypatch):
 
     outside = [name for name, fig in _try_it_figures(monkeypatch) if _outside(fig)]
     plt.close("all")
-    assert not outside, f"Try-it figures draw outside their box (show them with show_png(fig, tight=True)): {outside}"
+    assert not outside, f"Try-it figures draw outside their box (show them with show_png(fig, crop='tight')): {outside}"

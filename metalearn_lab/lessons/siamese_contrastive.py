@@ -10,7 +10,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from metalearn_lab.controls import fit_labels, margins, show_png
+from metalearn_lab.controls import fit_labels, margins, show_png, tight_box
 from metalearn_lab.drawing import show_images
 from metalearn_lab.exercises import WrongAnswer, checker
 
@@ -290,7 +290,7 @@ def contrastive_margin_explorer(points=None):
 
     def show(margin=1.0):
         fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
-        show_png(fig, tight=True)  # its x label reaches below the figure
+        show_png(fig, crop="tight")  # its x label reaches below the figure
 
     slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False,
                                  readout_format=".1f")
@@ -348,7 +348,7 @@ def one_shot_trial_browser(model, runs):
     import torch
 
     model.eval()
-    cache = {}
+    cache, crop = {}, []
 
     def distances(run_index):
         if run_index not in cache:
@@ -362,7 +362,9 @@ def one_shot_trial_browser(model, runs):
         d = distances(run - 1)[trial - 1]
         fig = plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d,
                                   title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
-        show_png(fig, tight=True)  # its title sits above the figure
+        if not crop:  # its title sits above the figure: measure the crop once, every trial has the same shape
+            crop.append(tight_box(fig))
+        show_png(fig, crop=crop[0])
 
     run, trial = fit_labels(
         widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),

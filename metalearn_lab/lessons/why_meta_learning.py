@@ -110,9 +110,10 @@ def sine_overfit_widget(max_steps: int = 500):
         show_png(fig)
 
     k_shot, steps, seed = fit_labels(
-        widgets.IntSlider(value=5, min=2, max=40, description="K points"),
+        # K and the seed train a new net (about 0.3 s each, then cached): only when the slider is let go
+        widgets.IntSlider(value=5, min=2, max=40, description="K points", continuous_update=False),
         widgets.IntSlider(value=300, min=0, max=max_steps, step=25, description="Adam steps"),
-        widgets.IntSlider(value=0, min=0, max=9, description="init seed"),
+        widgets.IntSlider(value=0, min=0, max=9, description="init seed", continuous_update=False),
     )
     return widgets.interactive(update, k_shot=k_shot, steps=steps, seed=seed)
 
