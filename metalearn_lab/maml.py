@@ -271,6 +271,43 @@ def adapt_and_predict(
     return predictions
 
 
+def query_mse(model: torch.nn.Module, tasks, inner_steps: int, inner_lr: InnerLR) -> torch.Tensor:
+    """Each task's query mean squared error after ``inner_steps`` steps of size ``inner_lr`` on its support set.
+
+    The test-time measure of sinusoid regression (Finn et al. 2017, §5.1 and Appendix C.1): adapt to
+    the support points with :func:`adapt_and_predict` (plain gradient descent on the support MSE),
+    then average the squared error over that task's query points. The model is not changed.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A regressor, ``[P, 1] -> [P, 1]``.
+    tasks : SinusoidBatch or tuple ``(x_support, y_support, x_query, y_query)``
+        Shapes ``[n_tasks, k_shot, 1]`` and ``[n_tasks, n_query, 1]``; an object with ``as_tuple()``.
+    inner_steps : int >= 0
+    inner_lr : float > 0
+
+    Returns
+    -------
+    Tensor ``[n_tasks]``
+        One MSE per task (a diverging task gives a huge, infinite or NaN value: see
+        :func:`metalearn_lab.metrics.summarize_mse`).
+
+    Examples
+    --------
+    >>> from metalearn_lab.data.sinusoid import SinusoidTasks
+    >>> from metalearn_lab.models import SineMLP
+    >>> batch = SinusoidTasks().sample(3, 5, 10, generator=torch.Generator().manual_seed(0))
+    >>> query_mse(SineMLP(), batch, inner_steps=1, inner_lr=0.01).shape
+    torch.Size([3])
+    """
+    batch = tuple(tasks.as_tuple() if hasattr(tasks, "as_tuple") else tasks)
+    if len(batch) != 4:
+        raise ValueError(f"tasks must be a SinusoidBatch or (x_support, y_support, x_query, y_query), got {len(batch)} tensors")
+    predictions = adapt_and_predict(model, batch, torch.nn.functional.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
+    return ((predictions - batch[3]) ** 2).flatten(1).mean(dim=1)
+
+
 def prefers_vmap(model: torch.nn.Module) -> bool:
     """Whether :func:`meta_loss` should vectorise over tasks for ``model``: no for conv nets on CPU."""
     return not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())

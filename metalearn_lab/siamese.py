@@ -83,3 +83,33 @@ def verification_accuracy(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Te
     z = model(torch.cat([x1, x2]))
     d = pair_distance(z[: len(x1)], z[len(x1) :])
     return float(((d < threshold).float() == same).float().mean())
+
+
+def best_threshold(d: torch.Tensor, same: torch.Tensor) -> float:
+    """The threshold ``t`` for which "same if ``d < t``" is right on the most pairs.
+
+    The accuracy only changes when ``t`` passes one of the distances, so the candidates are the
+    midpoints between consecutive sorted distances, plus one below the smallest and one above the
+    largest; the first best candidate is returned. Choose it on training pairs, then measure the
+    accuracy on held-out ones.
+
+    Parameters
+    ----------
+    d : Tensor ``[P]``
+        Distances of the pairs.
+    same : Tensor ``[P]``
+        1 for a same-class pair, 0 otherwise.
+
+    Examples
+    --------
+    >>> round(best_threshold(torch.tensor([0.1, 0.2, 0.9, 1.1]), torch.tensor([1, 1, 0, 0])), 6)
+    0.55
+    """
+    d = torch.as_tensor(d, dtype=torch.float64).flatten()
+    same = torch.as_tensor(same, dtype=torch.float64).flatten()
+    if d.numel() == 0 or d.shape != same.shape:
+        raise ValueError(f"d and same must be non-empty with one label per distance, got shapes {tuple(d.shape)} and {tuple(same.shape)}")
+    values = torch.unique(d)  # sorted
+    candidates = torch.cat([values[:1] - 1.0, (values[1:] + values[:-1]) / 2, values[-1:] + 1.0])
+    right = ((d[None, :] < candidates[:, None]).double() == same[None, :]).double().mean(1)
+    return float(candidates[int(right.argmax())])

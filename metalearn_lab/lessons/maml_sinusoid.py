@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider, show_png
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 
 def adapted_sine_predictions(model, x_support, y_support, x_grid, *, steps=(0, 1, 10), inner_lr=0.01):
@@ -342,14 +342,28 @@ def _max_difference(a, b) -> tuple[float, str]:
     return worst, name
 
 
+def _call_inner_loop(inner_loop, *args):
+    """Run the student's inner loop; a loss that ignores the adapted parameters becomes a diagnosis."""
+    try:
+        return inner_loop(*args)
+    except RuntimeError as error:
+        if "not have been used in the graph" in str(error):
+            raise WrongAnswer("torch.autograd.grad says the loss does not depend on the adapted parameters: evaluate the "
+                              "network with functional_call(model, adapted, (x_support,)), not model(x_support), which "
+                              "always uses the model's own weights") from None
+        raise
+
+
 @checker("Exercise 1: the inner loop, by hand")
-def check_sine_adapt(inner_loop) -> None:
+def check_sine_adapt(inner_loop) -> str:
     """Check an exercise's MAML inner loop against :func:`metalearn_lab.maml.adapt`.
 
     ``inner_loop(model, params, x_support, y_support, inner_steps, inner_lr)`` must return the
     dict of adapted parameters after ``inner_steps`` steps of gradient descent on the support MSE,
     without changing the model's weights and staying differentiable with respect to ``params``
-    (second-order MAML). Raises ``AssertionError`` naming what differs; prints one line if right.
+    (second-order MAML). The untouched skeleton (returning ``None``) is "not attempted"; a wrong
+    answer raises :class:`~metalearn_lab.exercises.WrongAnswer` naming the mistake (uphill step,
+    first-order graph, one step too many, support and query swapped, a summed loss, ...).
     """
     from collections.abc import Mapping
 
@@ -364,52 +378,60 @@ def check_sine_adapt(inner_loop) -> None:
     before = {k: v.detach().clone() for k, v in params.items()}
     inner_lr = 0.02
 
-    def ref(steps, lr=inner_lr, first_order=False):
-        return adapt(model, params, xs, ys, F.mse_loss, inner_steps=steps, inner_lr=lr, first_order=first_order)
+    def ref(steps, lr=inner_lr, first_order=False, x=xs, y=ys):
+        return adapt(model, params, x, y, F.mse_loss, inner_steps=steps, inner_lr=lr, first_order=first_order)
+
+    def same(a, b, tol=1e-5):
+        return _max_difference(a, b)[0] < tol
 
     for steps in (1, 2, 0):
-        got = inner_loop(model, params, xs, ys, steps, inner_lr)
-        if not (got is not None):
-            raise WrongAnswer("inner_loop returned None: return the dict of adapted parameters "
-                                     "{name: tensor}, like dict(model.named_parameters()) but moved")
-        if not (isinstance(got, Mapping)):
-            raise WrongAnswer(f"inner_loop should return a dict name -> tensor, got a {type(got).__name__}")
-        if not (set(got) == set(params)):
-            raise WrongAnswer(f"the adapted dict needs the same keys as params; missing "
-                                             f"{sorted(set(params) - set(got))}, unexpected {sorted(set(got) - set(params))}")
+        got = require_answer(_call_inner_loop(inner_loop, model, params, xs, ys, steps, inner_lr),
+                             "inner_loop(model, params, x_support, y_support, inner_steps, inner_lr)")
+        expect(isinstance(got, Mapping), "inner_loop should return a dict name -> tensor (like "
+                                         f"dict(model.named_parameters()), but moved), got a {type(got).__name__}")
+        expect(set(got) == set(params), f"the adapted dict needs the same keys as params; missing "
+                                        f"{sorted(set(params) - set(got))}, unexpected {sorted(set(got) - set(params))}")
         changed = [k for k in params if not torch.equal(params[k].detach(), before[k])]
-        if not (not changed):
-            raise WrongAnswer(f"inner_loop changed the model's own weights in place ({changed[0]}, ...): "
-                                 "compute new tensors p - inner_lr * g instead of updating p")
+        expect(not changed, f"inner_loop changed the model's own weights in place ({changed[0] if changed else ''}, ...): "
+                            "compute new tensors p - inner_lr * g instead of updating p")
         for k in params:
-            if not (got[k].shape == params[k].shape):
-                raise WrongAnswer(f"adapted {k!r} has shape {tuple(got[k].shape)}, expected {tuple(params[k].shape)}")
+            expect(got[k].shape == params[k].shape,
+                   f"adapted {k!r} has shape {tuple(got[k].shape)}, expected {tuple(params[k].shape)}")
         want = ref(steps)
         diff, name = _max_difference(got, want)
-        if diff > 1e-5:
-            if steps and _max_difference(got, ref(0))[0] < 1e-7:
-                raise WrongAnswer(f"with inner_steps={steps} the parameters did not move: take the gradient "
-                                     "steps and return the updated dict")
-            for other in (steps - 1, steps + 1):
-                if other >= 0 and _max_difference(got, ref(other))[0] < 1e-5:
-                    raise WrongAnswer(f"with inner_steps={steps} your loop took {other} step(s)")
-            uphill = {k: params[k] + (params[k] - want[k]) for k in params} if steps == 1 else None
-            if uphill is not None and _max_difference(got, uphill)[0] < 1e-5:
+        if diff <= 1e-5:
+            continue
+        if steps and same(got, ref(0), 1e-7):
+            raise WrongAnswer(f"with inner_steps={steps} the parameters did not move: take the gradient "
+                              "steps and return the updated dict")
+        for other in (steps - 1, steps + 1):
+            if other >= 0 and same(got, ref(other)):
+                raise WrongAnswer(f"with inner_steps={steps} your loop took {other} step(s): loop exactly inner_steps times")
+        if steps == 1:
+            if same(got, {k: params[k] + (params[k] - want[k]) for k in params}):
                 raise WrongAnswer("the step went uphill: theta' = theta - inner_lr * grad (minus, not plus)")
-            if steps == 1 and _max_difference(got, ref(1, lr=inner_lr * 2))[0] < 1e-5:
-                raise WrongAnswer("the step is twice too long: use inner_lr, not 2 * inner_lr")
-            raise WrongAnswer(f"with inner_steps={steps}, inner_lr={inner_lr} your adapted {name!r} differs from "
-                                 f"metalearn_lab.maml.adapt by {diff:.2e}: is the loss F.mse_loss on the support set?")
+            if same(got, ref(1, x=xq, y=yq)):
+                raise WrongAnswer("the inner step used the query set; adapt on (x_support, y_support): the query "
+                                  "points are kept for the meta-loss")
+            for factor, message in ((2.0, "the step is twice too long: use inner_lr, not 2 * inner_lr"),
+                                    (0.5, "the step is half as long as it should be: the loss is F.mse_loss (the mean "
+                                          "of the squared errors), not half of it, and the step is inner_lr * grad"),
+                                    (float(len(xs)), f"the step is {len(xs)} times too long: the loss must be the MEAN "
+                                                     "squared error over the support points (F.mse_loss), not the sum")):
+                if same(got, ref(1, lr=inner_lr * factor)):
+                    raise WrongAnswer(message)
+        raise WrongAnswer(f"with inner_steps={steps}, inner_lr={inner_lr} your adapted {name!r} differs from "
+                          f"metalearn_lab.maml.adapt by {diff:.2e}: is the loss F.mse_loss on the support set?")
 
     # The meta-gradient: differentiate the query loss at theta' back to theta, through 2 inner steps.
     def meta_gradient(adapted):
         loss = F.mse_loss(functional_call(model, adapted, (xq,)), yq)
         return torch.autograd.grad(loss, list(params.values()), allow_unused=True)
 
-    got = inner_loop(model, params, xs, ys, 2, inner_lr)
-    if not (any(v.requires_grad and v.grad_fn is not None for v in got.values())):
-        raise WrongAnswer("the adapted parameters are detached from params, so no meta-gradient can flow back to theta: "
-            "do not call .detach() or torch.no_grad() inside the inner loop")
+    got = _call_inner_loop(inner_loop, model, params, xs, ys, 2, inner_lr)
+    expect(any(v.requires_grad and v.grad_fn is not None for v in got.values()),
+           "the adapted parameters are detached from params, so no meta-gradient can flow back to theta: "
+           "do not call .detach() or torch.no_grad() inside the inner loop")
     grads = meta_gradient(got)
     want = meta_gradient(ref(2))
     first = meta_gradient(ref(2, first_order=True))
@@ -418,57 +440,64 @@ def check_sine_adapt(inner_loop) -> None:
         gap_first = max(float((g - w).abs().max()) if g is not None else float("inf") for g, w in zip(grads, first))
         if gap_first < 1e-5:
             raise WrongAnswer("your meta-gradient is the first-order one: the inner gradients are constants. "
-                                 "Pass create_graph=True to torch.autograd.grad so the meta-gradient sees the Hessian term")
+                              "Pass create_graph=True to torch.autograd.grad so the meta-gradient sees the Hessian term")
         raise WrongAnswer(f"the meta-gradient through your inner loop differs from MAML's by {gap:.2e}")
     return ("inner_loop matches metalearn_lab.maml.adapt after 0, 1 and 2 steps, "
-          "and gives the same second-order meta-gradient")
+            "and gives the same second-order meta-gradient")
 
 
 @checker("Exercise 2: query MSE per task")
-def check_query_mse(query_mse) -> None:
-    """Check ``query_mse(model, batch, inner_steps, inner_lr) -> Tensor [n_tasks]``.
+def check_query_mse(query_mse) -> str:
+    """Check ``query_mse(model, batch, inner_steps, inner_lr) -> Tensor [n_tasks]`` against :func:`metalearn_lab.maml.query_mse`.
 
     The reference adapts to each task's support set with :func:`metalearn_lab.maml.adapt_and_predict`
-    and averages the squared error over each task's query points. Raises ``AssertionError``
-    naming the mistake; prints one line if right.
+    and averages the squared error over each task's query points. The untouched skeleton is "not
+    attempted"; a wrong answer raises :class:`~metalearn_lab.exercises.WrongAnswer` naming the
+    mistake (one number for all tasks, no adaptation, RMSE, support points, support and query
+    swapped, a sum over points, ...).
     """
     import torch.nn.functional as F
 
     from metalearn_lab.maml import adapt_and_predict
+    from metalearn_lab.maml import query_mse as reference_mse
 
     model, batch = _setup(1)
     steps, lr = 3, 0.02
+    n_query = batch.x_query.shape[1]
 
     def reference(b, inner_steps=steps, inner_lr=lr):
-        pred = adapt_and_predict(model, b.as_tuple(), F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
-        return ((pred - b.y_query) ** 2).mean(dim=(1, 2))
+        return reference_mse(model, b, inner_steps, inner_lr)
 
-    got = query_mse(model, batch, steps, lr)
-    if not (got is not None):
-        raise WrongAnswer("query_mse returned None: return a tensor with one MSE per task, shape [n_tasks]")
-    got = torch.as_tensor(got).detach().float()
-    want = reference(batch)
-    if not (got.numel() != 1 or len(batch) == 1):
-        raise WrongAnswer(f"query_mse returned one number ({float(got.reshape(-1)[0]):.4f}); return one MSE per task, "
-            f"shape [n_tasks] = [{len(batch)}], so that we can put a confidence interval on them")
-    if not (got.shape == want.shape):
-        raise WrongAnswer(f"query_mse returned shape {tuple(got.shape)}; expected one MSE per task, {tuple(want.shape)}")
+    got = require_answer(query_mse(model, batch, steps, lr), "query_mse(model, batch, inner_steps, inner_lr)")
+    got = torch.as_tensor(got).detach().double()
+    want = reference(batch).double()
+    expect(got.numel() != 1 or len(batch) == 1,
+           f"query_mse returned one number ({float(got.reshape(-1)[0]):.4f}); return one MSE per task, "
+           f"shape [n_tasks] = [{len(batch)}], so that we can put a confidence interval on them")
+    if got.shape == (len(batch), 1):
+        raise WrongAnswer(f"query_mse returned shape {tuple(got.shape)}: average over the query points AND the output "
+                          "dimension, .mean(dim=(1, 2)), to get shape [n_tasks]")
+    expect(got.shape == want.shape, f"query_mse returned shape {tuple(got.shape)}; expected one MSE per task, {tuple(want.shape)}")
 
     def close(a, b):
-        return torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+        return torch.allclose(a, b.double(), rtol=1e-4, atol=1e-6)
 
-    if not close(got, want):
-        if close(got, reference(batch, inner_steps=0)):
-            raise WrongAnswer("these are the MSEs before adaptation: pass inner_steps to adapt_and_predict")
-        if close(got, want.sqrt()):
-            raise WrongAnswer("these are root-mean-square errors; drop the square root")
-        swapped = type(batch)(batch.x_query, batch.y_query, batch.x_support, batch.y_support, batch.amplitude, batch.phase)
-        pred_s = adapt_and_predict(model, batch.as_tuple()[:2] + batch.as_tuple()[:2], F.mse_loss, inner_steps=steps, inner_lr=lr)
-        if close(got, ((pred_s - batch.y_support) ** 2).mean(dim=(1, 2))):
-            raise WrongAnswer("you measured the error on the support points, which the model was just fitted to; "
-                                 "measure it on the query points (x_query, y_query)")
-        if close(got, reference(swapped)):
-            raise WrongAnswer("support and query are swapped: adapt on (x_support, y_support), measure on (x_query, y_query)")
-        raise WrongAnswer(f"per-task MSE differs from the reference (first task: yours {float(got[0]):.4f}, "
-                             f"expected {float(want[0]):.4f}); average (prediction - y_query)**2 over each task's points")
-    return (f"query_mse gives the right per-task MSE on {len(batch)} tasks (mean {float(want.mean()):.4f} after {steps} steps)")
+    if close(got, want):
+        return f"query_mse gives the right per-task MSE on {len(batch)} tasks (mean {float(want.mean()):.4f} after {steps} steps)"
+    if close(got, reference(batch, inner_steps=0)):
+        raise WrongAnswer("these are the MSEs before adaptation: pass inner_steps to adapt_and_predict")
+    if close(got, want.sqrt()):
+        raise WrongAnswer("these are root-mean-square errors; drop the square root")
+    if close(got, want * n_query):
+        raise WrongAnswer(f"these are sums of squared errors over the {n_query} query points; take the mean over them")
+    if close(got, reference(batch, inner_lr=lr * 2)):
+        raise WrongAnswer("the adaptation step is twice inner_lr: pass inner_lr unchanged to adapt_and_predict")
+    swapped = type(batch)(batch.x_query, batch.y_query, batch.x_support, batch.y_support, batch.amplitude, batch.phase)
+    on_support = adapt_and_predict(model, batch.as_tuple()[:2] * 2, F.mse_loss, inner_steps=steps, inner_lr=lr)
+    if close(got, ((on_support - batch.y_support) ** 2).mean(dim=(1, 2))):
+        raise WrongAnswer("you measured the error on the support points, which the model was just fitted to; "
+                          "measure it on the query points (x_query, y_query)")
+    if close(got, reference(swapped)):
+        raise WrongAnswer("support and query are swapped: adapt on (x_support, y_support), measure on (x_query, y_query)")
+    raise WrongAnswer(f"per-task MSE differs from the reference (first task: yours {float(got[0]):.4f}, "
+                      f"expected {float(want[0]):.4f}); average (prediction - y_query)**2 over each task's points")

@@ -12,7 +12,7 @@ import torch
 
 from metalearn_lab.controls import fit_labels, margins, show_png, tight_box
 from metalearn_lab.drawing import show_images
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, require_answer
 
 
 def plot_siamese_diagram(x1, x2, *, same=None, title="A Siamese network: two inputs, one set of weights"):
@@ -374,9 +374,9 @@ def one_shot_trial_browser(model, runs):
 
 
 def _as_float(value, what):
-
+    """The student's scalar as a float, or a :class:`WrongAnswer` saying why it is not one."""
     if value is None:
-        raise WrongAnswer(f"{what} returned None: replace the placeholder ('# your code here') with your code")
+        raise WrongAnswer(f"{what} returned None for some inputs but not for others: return the number in every case")
     try:
         t = torch.as_tensor(value, dtype=torch.float64)
     except Exception as err:  # noqa: BLE001 - any non-number is the learner's to fix
@@ -392,9 +392,10 @@ def check_contrastive_loss(fn):
     """Check ``fn(z1, z2, same, margin)`` against :func:`metalearn_lab.siamese.contrastive_loss`.
 
     Tries random embeddings with all-same, all-different and mixed labels and two margins, then
-    identical embeddings, whose gradient must be finite. A wrong answer raises ``AssertionError``
-    saying what differs (labels swapped, d instead of d², a sum instead of a mean, a missing hinge,
-    d² used as the distance, ...).
+    identical embeddings, whose gradient must be finite. The untouched skeleton (returning ``None``)
+    is "not attempted"; a wrong answer raises :class:`~metalearn_lab.exercises.WrongAnswer` saying
+    what differs (labels swapped, d instead of d², a sum instead of a mean, a missing hinge, the
+    hinge on d², d² used as the distance, a NaN gradient at d = 0, ...).
     """
 
     from metalearn_lab.siamese import contrastive_loss, pair_distance
@@ -417,6 +418,9 @@ def check_contrastive_loss(fn):
                 same * s**2 + (1 - same) * torch.clamp(margin - s, min=0) ** 2,
             "the margin is ignored: the hinge must be max(0, m − d) with the given margin m":
                 same * d**2 + (1 - same) * torch.clamp(1.0 - d, min=0) ** 2,
+            "the hinge compares the margin with d², not d: use max(0, m − d)² with d = ‖z1 − z2‖ (the square root "
+            "of the sum of squares)":
+                same * d**2 + (1 - same) * torch.clamp(margin - s, min=0) ** 2,
         }
 
     gen = torch.Generator().manual_seed(5)
@@ -431,7 +435,10 @@ def check_contrastive_loss(fn):
     def close(a, b):
         return abs(a - b) <= 1e-4 * max(1.0, abs(b))
 
-    got = [_as_float(fn(z1.clone(), z2.clone(), same.clone(), margin), "your contrastive loss") for _, same, margin in cases]
+    first = require_answer(fn(z1.clone(), z2.clone(), cases[0][1].clone(), cases[0][2]),
+                           "my_contrastive_loss(z1, z2, same, margin)")
+    got = [_as_float(first, "your contrastive loss")]
+    got += [_as_float(fn(z1.clone(), z2.clone(), same.clone(), margin), "your contrastive loss") for _, same, margin in cases[1:]]
     want = [float(contrastive_loss(z1, z2, same, margin)) for _, same, margin in cases]
     if not all(close(g, w) for g, w in zip(got, want)):
         first = next(i for i, (g, w) in enumerate(zip(got, want)) if not close(g, w))
@@ -473,12 +480,11 @@ def check_contrastive_loss(fn):
 
 
 def _best_accuracy(d, same):
+    """The best threshold (:func:`metalearn_lab.siamese.best_threshold`) and its accuracy on ``(d, same)``."""
+    from metalearn_lab.siamese import best_threshold
 
-    order = torch.sort(torch.unique(d)).values
-    candidates = torch.cat([order[:1] - 1.0, (order[1:] + order[:-1]) / 2, order[-1:] + 1.0])
-    accuracies = torch.stack([((d < t).double() == same).double().mean() for t in candidates])
-    best = int(accuracies.argmax())
-    return float(candidates[best]), float(accuracies[best])
+    threshold = best_threshold(d, same)
+    return threshold, float(((d < threshold).double() == same).double().mean())
 
 
 @checker("Exercise 2: choose the threshold")
@@ -486,7 +492,10 @@ def check_threshold(fn):
     """Check ``fn(d, same) -> threshold``: "same if d < threshold" must reach the best accuracy on ``(d, same)``.
 
     Tested on made-up distances where the two histograms have different spreads, so that the midpoint
-    between the two mean distances is *not* the best threshold.
+    between the two mean distances is *not* the best threshold. The untouched skeleton is "not
+    attempted"; a wrong threshold raises :class:`~metalearn_lab.exercises.WrongAnswer` naming the
+    likely cause (the midpoint of the two means, which here is also the mean of all distances; the
+    median of all distances; the rule turned around).
     """
 
     gen = torch.Generator().manual_seed(3)
@@ -494,7 +503,7 @@ def check_threshold(fn):
     same = torch.cat([torch.ones(n), torch.zeros(n)]).double()
     d = torch.cat([(0.35 + 0.12 * torch.randn(n, generator=gen, dtype=torch.float64)).abs(),
                    (1.25 + 0.45 * torch.randn(n, generator=gen, dtype=torch.float64)).abs()])
-    threshold = _as_float(fn(d.clone(), same.clone()), "choose_threshold")
+    threshold = _as_float(require_answer(fn(d.clone(), same.clone()), "choose_threshold(d, same)"), "choose_threshold")
     _, best = _best_accuracy(d, same)
     got = float(((d < threshold).double() == same).double().mean())
     if got >= best - 1e-9:
@@ -504,6 +513,9 @@ def check_threshold(fn):
     if abs(threshold - midpoint) < 1e-6:
         hint = ("it is the midpoint between the two mean distances, which is best only when both histograms have the "
                 "same spread; try every candidate threshold (e.g. every distance in d) and keep the most accurate")
+    elif abs(threshold - float(d.median())) < 1e-6:
+        hint = ("it is the median of all distances, which ignores the labels; try every candidate threshold "
+                "(e.g. every distance in d) and keep the one that is right on the most pairs")
     elif inverted > got or not 0.05 < float((d < threshold).double().mean()) < 0.95:
         hint = ("it puts nearly every pair on one side, or suits the rule 'same if d > threshold'; same pairs have the "
                 "*small* distances, so the rule is 'same if d < threshold'")
@@ -515,7 +527,12 @@ def check_threshold(fn):
 
 @checker("Exercise 3: nearest neighbour in embedding space")
 def check_one_shot_predict(fn):
-    """Check ``fn(model, x_support, x_query) -> [Q]`` against :func:`metalearn_lab.siamese.nearest_support`."""
+    """Check ``fn(model, x_support, x_query) -> [Q]`` against :func:`metalearn_lab.siamese.nearest_support`.
+
+    The untouched skeleton is "not attempted"; a wrong answer raises
+    :class:`~metalearn_lab.exercises.WrongAnswer` naming the likely cause (the distance matrix
+    returned or transposed, distances instead of indices, argmax, raw pixels).
+    """
 
     from metalearn_lab.siamese import nearest_support
 
@@ -527,13 +544,13 @@ def check_one_shot_predict(fn):
                          torch.randn(6, 1, 4, 4, generator=gen)])
     with torch.no_grad():
         want = nearest_support(model, x_support, x_query)
-        got = fn(model, x_support.clone(), x_query.clone())
-    if got is None:
-        raise WrongAnswer("one_shot_predict returned None: replace the placeholder ('# your code here') with your code")
+        got = require_answer(fn(model, x_support.clone(), x_query.clone()), "one_shot_predict(model, x_support, x_query)")
     got = torch.as_tensor(got)
     if got.shape != want.shape:
-        hint = (" — one per support image: is your distance matrix transposed? Rows must be queries, columns support images"
-                if tuple(got.shape) == (len(x_support),) else "")
+        hint = {(len(x_support),): " — one per support image: is your distance matrix transposed? Rows must be queries, "
+                                   "columns support images",
+                (len(x_query), len(x_support)): " — that is the whole [queries, support] distance matrix: take the "
+                                                "argmin of each row"}.get(tuple(got.shape), "")
         raise WrongAnswer(f"one_shot_predict must return one support index per query, shape [{len(x_query)}]; "
                              f"got shape {tuple(got.shape)}{hint} (take argmin over the support axis of a "
                              "[queries, support] distance matrix)")

@@ -1,7 +1,14 @@
-"""Lesson 04's exercise checkers, figures and Try-it explorer: the right answer passes, typical wrong answers fail with a helpful message."""
+"""Lesson 04's exercise checkers, figures and Try-it explorer.
+
+For each exercise: the skeleton as the lesson ships it is "not attempted", the lesson's solution
+passes, and each typical wrong answer the checker knows is rejected with its diagnosis.
+"""
 
 from __future__ import annotations
 
+import re
+
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -11,16 +18,22 @@ from torch.func import functional_call
 
 from metalearn_lab import drawing
 from metalearn_lab.data.sinusoid import SinusoidTasks
+from metalearn_lab.exercises import WrongAnswer
 from metalearn_lab.lessons import maml_sinusoid as lesson
-from metalearn_lab.maml import adapt_and_predict
+from metalearn_lab.maml import adapt_and_predict, query_mse
 from metalearn_lab.models import SineMLP
 
 
-def make_inner_loop(*, sign=1.0, create_graph=True, extra_steps=0, detach=False, in_place=False, lr_scale=1.0):
+def make_inner_loop(*, sign=1.0, create_graph=True, extra_steps=0, detach=False, in_place=False, lr_scale=1.0,
+                    on_query=False, reduction="mean", own_weights=False):
     def inner_loop(model, params, x_support, y_support, inner_steps, inner_lr):
         adapted = dict(params)
+        if on_query:  # the checker's tasks have 5 support and 20 query points: find its query set
+            batch = lesson._setup()[1]
+            x_support, y_support = batch.x_query[0], batch.y_query[0]
         for _ in range(inner_steps + extra_steps if inner_steps else 0):
-            loss = F.mse_loss(functional_call(model, adapted, (x_support,)), y_support)
+            prediction = model(x_support) if own_weights else functional_call(model, adapted, (x_support,))
+            loss = F.mse_loss(prediction, y_support, reduction=reduction)
             grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
             if in_place:
                 with torch.no_grad():
@@ -35,26 +48,51 @@ def make_inner_loop(*, sign=1.0, create_graph=True, extra_steps=0, detach=False,
     return inner_loop
 
 
-def test_right_inner_loop_passes(capsys):
+def test_untouched_inner_loop_skeleton_is_not_attempted():
+    skeleton = cells.run_skeleton("maml_sinusoid", "check_sine_adapt")
+    result = lesson.check_sine_adapt.run(skeleton)
+    assert result.status == "not attempted", result
+    assert "returned None" in result.message
+
+
+def test_untouched_skeleton_prints_not_attempted_and_does_not_raise(capsys):
+    lesson.check_sine_adapt(cells.run_skeleton("maml_sinusoid", "check_sine_adapt"))
+    assert "not attempted" in capsys.readouterr().out
+
+
+def test_lesson_inner_loop_solution_passes():
+    result = lesson.check_sine_adapt.run(cells.run_solution("maml_sinusoid", "check_sine_adapt"))
+    assert result.status == "passed", result
+    assert "matches metalearn_lab.maml.adapt" in result.message
+
+
+def test_right_inner_loop_prints_success(capsys):
     lesson.check_sine_adapt(make_inner_loop())
-    assert "matches metalearn_lab.maml.adapt" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith("✓")
 
 
 @pytest.mark.parametrize(
     ("wrong", "message"),
     [
-        (lambda *args: None, "returned None"),
         (make_inner_loop(sign=-1.0), "uphill"),
         (make_inner_loop(create_graph=False), "create_graph=True"),
         (make_inner_loop(extra_steps=1), "took 2 step(s)"),
         (make_inner_loop(detach=True), "detached"),
         (make_inner_loop(in_place=True), "in place"),
         (make_inner_loop(lr_scale=2.0), "twice too long"),
+        (make_inner_loop(lr_scale=0.5), "half as long"),
+        (make_inner_loop(reduction="sum"), "MEAN squared error"),
+        (make_inner_loop(on_query=True), "used the query set"),
+        (make_inner_loop(own_weights=True), "functional_call(model, adapted"),
         (lambda model, params, *rest: dict(params), "did not move"),
+        (lambda model, params, *rest: list(params.values()), "should return a dict"),
     ],
 )
-def test_wrong_inner_loops_fail_with_a_message(wrong, message):
-    with pytest.raises(AssertionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_wrong_inner_loops_are_rejected_with_their_diagnosis(wrong, message):
+    result = lesson.check_sine_adapt.run(wrong)
+    assert result.status == "wrong", result
+    assert message in result.message
+    with pytest.raises(WrongAnswer, match=re.escape(message)):  # in the lesson, the diagnosis is raised
         lesson.check_sine_adapt(wrong)
 
 
@@ -63,26 +101,50 @@ def right_query_mse(model, batch, inner_steps, inner_lr):
     return ((pred - batch.y_query) ** 2).mean(dim=(1, 2))
 
 
-def test_right_query_mse_passes(capsys):
-    lesson.check_query_mse(right_query_mse)
-    assert "right per-task MSE" in capsys.readouterr().out
+def test_untouched_query_mse_skeleton_is_not_attempted(capsys):
+    skeleton = cells.run_skeleton("maml_sinusoid", "check_query_mse")
+    assert lesson.check_query_mse.run(skeleton).status == "not attempted"
+    lesson.check_query_mse(skeleton)
+    assert "not attempted" in capsys.readouterr().out
+
+
+def test_lesson_query_mse_solution_and_library_pass():
+    for answer in (cells.run_solution("maml_sinusoid", "check_query_mse"), right_query_mse, query_mse):
+        result = lesson.check_query_mse.run(answer)
+        assert result.status == "passed", result
+        assert "right per-task MSE" in result.message
+
+
+def test_library_query_mse_is_the_recipes_measure():
+    batch = SinusoidTasks().sample(4, 5, 7, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = SineMLP()
+    torch.testing.assert_close(query_mse(model, batch, 2, 0.01), right_query_mse(model, batch, 2, 0.01))
+    torch.testing.assert_close(query_mse(model, batch.as_tuple(), 2, 0.01), query_mse(model, batch, 2, 0.01))
+    with pytest.raises(ValueError, match="tasks must be"):
+        query_mse(model, batch.as_tuple()[:2], 1, 0.01)
 
 
 @pytest.mark.parametrize(
     ("wrong", "message"),
     [
-        (lambda *args: None, "returned None"),
         (lambda m, b, s, lr: right_query_mse(m, b, s, lr).mean(), "one MSE per task"),
         (lambda m, b, s, lr: right_query_mse(m, b, 0, lr), "before adaptation"),
         (lambda m, b, s, lr: right_query_mse(m, b, s, lr).sqrt(), "root-mean-square"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, lr) * b.x_query.shape[1], "sums of squared errors"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, 2 * lr), "twice inner_lr"),
+        (lambda m, b, s, lr: right_query_mse(m, b, s, lr)[:, None], "mean(dim=(1, 2))"),
         (lambda m, b, s, lr: ((adapt_and_predict(m, b.as_tuple()[:2] * 2, F.mse_loss, inner_steps=s, inner_lr=lr)
                                - b.y_support) ** 2).mean(dim=(1, 2)), "support points"),
+        (lambda m, b, s, lr: right_query_mse(m, type(b)(b.x_query, b.y_query, b.x_support, b.y_support,
+                                                         b.amplitude, b.phase), s, lr), "swapped"),
         (lambda m, b, s, lr: right_query_mse(m, b, s, lr)[:3], "one MSE per task"),
     ],
 )
-def test_wrong_query_mse_fails_with_a_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        lesson.check_query_mse(wrong)
+def test_wrong_query_mse_is_rejected_with_its_diagnosis(wrong, message):
+    result = lesson.check_query_mse.run(wrong)
+    assert result.status == "wrong", result
+    assert message in result.message
 
 
 # ---------------------------------------------------------------- figures and widgets

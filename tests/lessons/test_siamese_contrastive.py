@@ -1,7 +1,14 @@
-"""Lesson 05 (Siamese networks): the exercise checkers accept right answers and name typical mistakes."""
+"""Lesson 05 (Siamese networks): the exercise checkers.
+
+For each exercise: the skeleton as the lesson ships it is "not attempted", the lesson's solution
+passes, and each typical wrong answer the checker knows is rejected with its diagnosis.
+"""
 
 from __future__ import annotations
 
+import re
+
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,8 +16,9 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
+from metalearn_lab.exercises import WrongAnswer
 from metalearn_lab.lessons import siamese_contrastive as lesson
-from metalearn_lab.siamese import contrastive_loss, nearest_support, pair_distance
+from metalearn_lab.siamese import best_threshold, contrastive_loss, nearest_support, pair_distance
 
 # ------------------------------------------------------------------ contrastive loss
 
@@ -32,14 +40,43 @@ def _naive(z1, z2):
     return torch.sqrt(((z1 - z2) ** 2).sum(-1))
 
 
-def test_contrastive_library_passes(capsys):
-    lesson.check_contrastive_loss(contrastive_loss)
-    assert "✓" in capsys.readouterr().out
+SLUG = "siamese_contrastive"
 
 
-def test_contrastive_other_right_answers_pass():
-    lesson.check_contrastive_loss(_loss_with(_safe))
-    lesson.check_contrastive_loss(_loss_with(lambda a, b: torch.linalg.vector_norm(a - b, dim=-1)))
+@pytest.mark.parametrize("checker", ["check_contrastive_loss", "check_threshold", "check_one_shot_predict"])
+def test_untouched_skeleton_is_not_attempted(checker, capsys):
+    skeleton = cells.run_skeleton(SLUG, checker)
+    result = getattr(lesson, checker).run(skeleton)
+    assert result.status == "not attempted", result
+    assert "returned None" in result.message
+    capsys.readouterr()  # the setup cell's own print
+    getattr(lesson, checker)(skeleton)  # prints and returns, so Run All goes on
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checker", ["check_contrastive_loss", "check_threshold", "check_one_shot_predict"])
+def test_lesson_solution_passes(checker, capsys):
+    solution = cells.run_solution(SLUG, checker)
+    result = getattr(lesson, checker).run(solution)
+    assert result.status == "passed", result
+    capsys.readouterr()  # the setup cell's own print
+    getattr(lesson, checker)(solution)
+    assert capsys.readouterr().out.startswith("✓")
+
+
+def _wrong(checker, answer, words):
+    result = checker.run(answer)
+    assert result.status == "wrong", result
+    assert words in result.message
+    with pytest.raises(WrongAnswer, match=re.escape(words)):  # in the lesson, the diagnosis is raised
+        checker(answer)
+
+
+# ------------------------------------------------------------------ contrastive loss
+
+def test_contrastive_library_and_other_right_answers_pass():
+    for answer in (contrastive_loss, _loss_with(_safe), _loss_with(lambda a, b: torch.linalg.vector_norm(a - b, dim=-1))):
+        assert lesson.check_contrastive_loss.run(answer).status == "passed"
 
 
 @pytest.mark.parametrize("wrong, words", [
@@ -50,19 +87,14 @@ def test_contrastive_other_right_answers_pass():
     (_loss_with(_safe, diff_term=lambda d, m: (m - d) ** 2), "hinge is missing"),
     (_loss_with(lambda a, b: ((a - b) ** 2).sum(-1)), "squared distance d² where the formula has d"),
     (_loss_with(_safe, diff_term=lambda d, m: torch.clamp(1.0 - d, min=0) ** 2), "margin is ignored"),
+    (_loss_with(_safe, diff_term=lambda d, m: torch.clamp(m - d**2, min=0) ** 2), "hinge compares the margin with d²"),
     (_loss_with(_safe, reduce="sum"), "sum over the"),
     (_loss_with(_naive), "finite"),
+    (lambda z1, z2, same, margin: float(contrastive_loss(z1.detach(), z2.detach(), same, margin)), "no gradient"),
+    (lambda z1, z2, same, margin: same * pair_distance(z1, z2) ** 2, "did you forget to average"),
 ])
 def test_contrastive_wrong_answers_named(wrong, words):
-    with pytest.raises(AssertionError, match=words):
-        lesson.check_contrastive_loss(wrong)
-
-
-def test_contrastive_placeholder_and_detached():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_contrastive_loss(lambda z1, z2, same, margin: None)
-    with pytest.raises(AssertionError, match="no gradient"):
-        lesson.check_contrastive_loss(lambda z1, z2, same, margin: float(contrastive_loss(z1.detach(), z2.detach(), same, margin)))
+    _wrong(lesson.check_contrastive_loss, wrong, words)
 
 
 def test_naive_sqrt_really_is_nan_at_zero():
@@ -77,14 +109,6 @@ def test_naive_sqrt_really_is_nan_at_zero():
 
 # ------------------------------------------------------------------ threshold
 
-def _best_threshold(d, same):
-    candidates = torch.sort(d).values
-    accuracies = torch.stack([((d < t).double() == same).double().mean() for t in candidates])
-    # "same if d < t" with t just above the best sorted distance
-    i = int(accuracies.argmax())
-    return float(candidates[i])
-
-
 def _best_threshold_midpoints(d, same):
     values = torch.sort(d).values
     candidates = (values[1:] + values[:-1]) / 2
@@ -92,32 +116,44 @@ def _best_threshold_midpoints(d, same):
     return float(candidates[accuracies.argmax()])
 
 
-def test_threshold_right_answer_passes(capsys):
-    lesson.check_threshold(_best_threshold_midpoints)
-    assert "best accuracy" in capsys.readouterr().out
+def test_threshold_right_answers_pass():
+    for answer in (_best_threshold_midpoints, best_threshold):
+        result = lesson.check_threshold.run(answer)
+        assert result.status == "passed", result
+        assert "best accuracy" in result.message
 
 
-def test_threshold_midpoint_of_means_named():
-    def midpoint(d, same):
-        return float((d[same == 1].mean() + d[same == 0].mean()) / 2)
-
-    with pytest.raises(AssertionError, match="midpoint between the two mean distances"):
-        lesson.check_threshold(midpoint)
-
-
-def test_threshold_inverted_rule_named():
-    def inverted(d, same):
-        values = torch.sort(d).values
-        accuracies = torch.stack([((d > t).double() == same).double().mean() for t in values])
-        return float(values[accuracies.argmax()])
-
-    with pytest.raises(AssertionError, match="small"):
-        lesson.check_threshold(inverted)
+def test_library_best_threshold_is_best_on_every_candidate():
+    gen = torch.Generator().manual_seed(0)
+    d = torch.rand(60, generator=gen, dtype=torch.float64)
+    same = (torch.rand(60, generator=gen) < 0.5).double()
+    t = best_threshold(d, same)
+    accuracy = float(((d < t).double() == same).double().mean())
+    for candidate in torch.cat([d, d + 1e-9, d.new_tensor([-1.0, 2.0])]):
+        assert accuracy >= float(((d < candidate).double() == same).double().mean()) - 1e-12
+    with pytest.raises(ValueError, match="one label per distance"):
+        best_threshold(d, same[:-1])
 
 
-def test_threshold_placeholder():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_threshold(lambda d, same: None)
+def _midpoint_of_means(d, same):
+    return float((d[same == 1].mean() + d[same == 0].mean()) / 2)
+
+
+def _inverted(d, same):
+    values = torch.sort(d).values
+    accuracies = torch.stack([((d > t).double() == same).double().mean() for t in values])
+    return float(values[accuracies.argmax()])
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (_midpoint_of_means, "midpoint between the two mean distances"),
+    (lambda d, same: float(d.mean()), "midpoint between the two mean distances"),  # balanced pairs: the same number
+    (lambda d, same: float(d.median()), "median of all distances"),
+    (_inverted, "small"),
+    (lambda d, same: torch.tensor([0.5, 0.6]), "one number"),
+])
+def test_threshold_wrong_answers_named(wrong, words):
+    _wrong(lesson.check_threshold, wrong, words)
 
 
 # ------------------------------------------------------------------ one-shot prediction
@@ -126,22 +162,23 @@ def _right(model, x_support, x_query):
     return torch.cdist(model(x_query), model(x_support)).argmin(dim=1)
 
 
-def test_one_shot_right_answers_pass(capsys):
-    lesson.check_one_shot_predict(_right)
-    lesson.check_one_shot_predict(nearest_support)
-    assert "nearest support embedding" in capsys.readouterr().out
+def test_one_shot_right_answers_pass():
+    for answer in (_right, nearest_support):
+        result = lesson.check_one_shot_predict.run(answer)
+        assert result.status == "passed", result
+        assert "nearest support embedding" in result.message
 
 
 @pytest.mark.parametrize("wrong, words", [
     (lambda m, s, q: torch.cdist(m(q), m(s)).argmax(dim=1), "farthest"),
     (lambda m, s, q: torch.cdist(q.flatten(1), s.flatten(1)).argmin(dim=1), "raw pixels"),
     (lambda m, s, q: torch.cdist(m(s), m(q)).argmin(dim=1), "transposed"),
+    (lambda m, s, q: torch.cdist(m(q), m(s)), "argmin of each row"),
     (lambda m, s, q: torch.cdist(m(q), m(s)).min(dim=1).values, "integer indices"),
-    (lambda m, s, q: None, "returned None"),
+    (lambda m, s, q: torch.zeros(len(q), dtype=torch.long), "embed both sets"),
 ])
 def test_one_shot_wrong_answers_named(wrong, words):
-    with pytest.raises(AssertionError, match=words):
-        lesson.check_one_shot_predict(wrong)
+    _wrong(lesson.check_one_shot_predict, wrong, words)
 
 
 # ------------------------------------------------------------------ figures and widgets build

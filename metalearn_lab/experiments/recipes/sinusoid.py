@@ -19,7 +19,7 @@ from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
-from metalearn_lab.maml import adapt_and_predict, meta_train_step
+from metalearn_lab.maml import meta_train_step, query_mse
 from metalearn_lab.metrics import summarize_mse
 from metalearn_lab.models import SineMLP
 
@@ -61,8 +61,7 @@ class _Sinusoid(Recipe):
         tup = tuple(t.to(device) for t in batch.as_tuple())
         by_steps = {}
         for steps in sorted({0, *config.eval_steps}):
-            pred = adapt_and_predict(model, tup, F.mse_loss, inner_steps=steps, inner_lr=config.inner_lr)
-            by_steps[str(steps)] = summarize_mse(((pred - tup[3]) ** 2).mean(dim=(1, 2)))
+            by_steps[str(steps)] = summarize_mse(query_mse(model, tup, inner_steps=steps, inner_lr=config.inner_lr))
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
                 **final, "by_steps": by_steps,

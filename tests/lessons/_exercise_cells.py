@@ -1,0 +1,62 @@
+"""An exercise's cells, read from the lesson itself, so that the tests follow the notebook.
+
+Each exercise is four cells (CONTRIBUTING.md): skeleton, ``lesson.check_x(answer)``, the solution
+(tag ``solution``) defining ``answer_solution``. :func:`exercise` finds them by the checker's name;
+:func:`run_skeleton` and :func:`run_solution` execute the lesson's setup cell and then the
+skeleton or the solution (without its check line), and return the answer they define.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+CHECK_LINE = re.compile(r"^lesson\.(check_\w+)\((\w+)\)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    setup: str
+    skeleton: str
+    solution: str
+    answer: str  # the name the skeleton defines; the solution defines answer + "_solution"
+
+
+def lesson_path(slug: str) -> Path:
+    (path,) = NOTEBOOKS.glob(f"[0-9][0-9]_{slug}.md")
+    return path
+
+
+def exercise(slug: str, checker_name: str) -> Exercise:
+    """The setup, skeleton and solution cells of the exercise checked by ``lesson.<checker_name>``."""
+    cells = [c for c in jupytext.read(lesson_path(slug)).cells if c.cell_type == "code"]
+    for i, cell in enumerate(cells):
+        calls = CHECK_LINE.findall(cell.source)
+        if calls and calls[0][0] == checker_name and "solution" not in cell.metadata.get("tags", []):
+            solution = cells[i + 1]
+            assert "solution" in solution.metadata.get("tags", []), f"the check of {checker_name} has no solution cell after it"
+            return Exercise(cells[0].source, cells[i - 1].source, solution.source, calls[0][1])
+    raise LookupError(f"no check cell lesson.{checker_name}(...) in {lesson_path(slug).name}")
+
+
+def _run(setup: str, source: str) -> dict:
+    namespace: dict = {"__name__": "__lesson__"}
+    exec(compile(setup, "<setup cell>", "exec"), namespace)
+    exec(compile(source, "<exercise cell>", "exec"), namespace)
+    return namespace
+
+
+def run_skeleton(slug: str, checker_name: str):
+    """The answer as the student finds it: the skeleton cell executed after the setup cell."""
+    ex = exercise(slug, checker_name)
+    return _run(ex.setup, ex.skeleton)[ex.answer]
+
+
+def run_solution(slug: str, checker_name: str):
+    """The lesson's solution (its cell without the check line), executed after the setup cell."""
+    ex = exercise(slug, checker_name)
+    return _run(ex.setup, CHECK_LINE.sub("", ex.solution))[ex.answer + "_solution"]
