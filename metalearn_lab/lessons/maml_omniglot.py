@@ -13,7 +13,7 @@ from matplotlib import patches
 
 from metalearn_lab.controls import fit_labels, rate_slider, show_png
 from metalearn_lab.drawing import image_mosaic
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 from metalearn_lab.metrics import moving_average
 
 _RIGHT, _WRONG = "#2e7d32", "#c62828"
@@ -398,13 +398,17 @@ def _close(a, b, tol=1e-5):
 
 
 @checker("Exercise 1: prototypes and logits by hand")
-def check_protonet_by_hand(protonet_by_hand) -> None:
+def check_protonet_by_hand(protonet_by_hand) -> str:
     """Check ``protonet_by_hand(z_support, y_support, z_query, n_way) -> (prototypes, logits)`` for one task.
 
     ``z_support`` ``[N*K, D]`` support embeddings in any order, ``y_support`` ``[N*K]``, ``z_query``
     ``[Q, D]``. Expected: ``prototypes`` ``[N, D]``, row ``c`` the mean embedding of class ``c``; ``logits``
     ``[Q, N]`` = minus the squared Euclidean distance from each query to each prototype, compared with
     :func:`metalearn_lab.protonet.prototypes` and :func:`metalearn_lab.protonet.squared_distances`.
+    The untouched skeleton is "not attempted"; a wrong answer raises
+    :class:`~metalearn_lab.exercises.WrongAnswer` naming the mistake (first example instead of the
+    mean, rows in the wrong order, one global mean, +d², d instead of d², log-softmax or softmax,
+    the pair returned the wrong way round).
     """
 
     from metalearn_lab.protonet import prototypes, squared_distances
@@ -417,17 +421,18 @@ def check_protonet_by_hand(protonet_by_hand) -> None:
         z_query = torch.randn(n_query, dim, generator=g)
         want_p = prototypes(z_support[None], y_support[None], n_way)[0]
         want_l = -squared_distances(z_query[None], want_p[None])[0]
-        out = protonet_by_hand(z_support.clone(), y_support.clone(), z_query.clone(), n_way)
-        if not (out is not None):
-            raise WrongAnswer("protonet_by_hand returned None: replace the placeholder with your code")
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise WrongAnswer(f"protonet_by_hand should return a pair (prototypes, logits), got {type(out).__name__}")
-        got_p, got_l = (torch.as_tensor(t).detach().double() for t in out)
-        if not (tuple(got_p.shape) == (n_way, dim)):
-            raise WrongAnswer(f"prototypes should have shape [n_way, dim] = {(n_way, dim)}, got {tuple(got_p.shape)}")
-        if not (tuple(got_l.shape) == (n_query, n_way)):
-            raise WrongAnswer(f"logits should have shape [n_query, n_way] = {(n_query, n_way)} (one row per query, one column per "
-                f"class), got {tuple(got_l.shape)}")
+        out = require_answer(protonet_by_hand(z_support.clone(), y_support.clone(), z_query.clone(), n_way),
+                             "protonet_by_hand(z_support, y_support, z_query, n_way)")
+        expect(isinstance(out, (tuple, list)) and len(out) == 2,
+               f"protonet_by_hand should return a pair (prototypes, logits), got {type(out).__name__}")
+        got_p, got_l = (torch.as_tensor(require_answer(t, "prototypes or logits")).detach().double() for t in out)
+        if tuple(got_p.shape) == (n_query, n_way) and tuple(got_l.shape) == (n_way, dim):
+            raise WrongAnswer("you returned (logits, prototypes); return them the other way round, (prototypes, logits)")
+        expect(tuple(got_p.shape) == (n_way, dim),
+               f"prototypes should have shape [n_way, dim] = {(n_way, dim)}, got {tuple(got_p.shape)}")
+        expect(tuple(got_l.shape) == (n_query, n_way),
+               f"logits should have shape [n_query, n_way] = {(n_query, n_way)} (one row per query, one column per "
+               f"class), got {tuple(got_l.shape)}")
         if not _close(got_p, want_p):
             first = torch.stack([z_support[y_support == c][0] for c in range(n_way)])
             seen = list(dict.fromkeys(y_support.tolist()))
@@ -450,6 +455,9 @@ def check_protonet_by_hand(protonet_by_hand) -> None:
             if _close(got_l, -(-want_l).clamp_min(0).sqrt(), 1e-4) or _close(got_l, (-want_l).sqrt(), 1e-4):
                 raise WrongAnswer("your logits use the Euclidean distance, not its square; Snell et al. (2017) use "
                                      "the squared distance, -||z_query - c||^2")
+            if _close(got_l, torch.softmax(want_l, -1), 1e-4):
+                raise WrongAnswer("your logits are probabilities (softmax of -d^2); return the raw logits -d^2: "
+                                  "cross_entropy applies the softmax itself")
             shift = got_l - want_l
             if _close(shift - shift[:, :1], torch.zeros_like(shift), 1e-4):
                 raise WrongAnswer("your logits differ from -d^2 by a constant per query: that is log-softmax (or "
@@ -489,7 +497,7 @@ def _reference_values(tasks, predict, batch_size):
 
 
 @checker("Exercise 2: the evaluation loop")
-def check_evaluation_loop(evaluate_tasks) -> None:
+def check_evaluation_loop(evaluate_tasks) -> str:
     """Check ``evaluate_tasks(predict, tasks, batch_size) -> (mean, ci95)``.
 
     ``predict(episode)`` returns logits ``[B, N*Q, N]`` for a batch of episodes; ``tasks`` is a
@@ -497,7 +505,10 @@ def check_evaluation_loop(evaluate_tasks) -> None:
     of its queries classified right), then their mean and the half-width of the 95% interval,
     ``t * std / sqrt(n_tasks)`` with the sample standard deviation and Student's t quantile
     ``t = t_quantile(0.95, n_tasks)``, as :func:`metalearn_lab.metrics.mean_confidence_interval` computes it. Checked on 23 toy tasks
-    with ``batch_size=5``, so the last batch is short.
+    with ``batch_size=5``, so the last batch is short. The untouched skeleton is "not attempted"; a
+    wrong answer raises :class:`~metalearn_lab.exercises.WrongAnswer` naming the mistake (percent,
+    mean of batch means, first batch only, standard error, 1.96, no square root, population std,
+    queries pooled, the pair (low, high)).
     """
 
     from metalearn_lab.metrics import mean_confidence_interval, t_quantile
@@ -506,14 +517,11 @@ def check_evaluation_loop(evaluate_tasks) -> None:
     batch_size = 5
     per_task, per_batch, pooled = _reference_values(tasks, predict, batch_size)
     want_mean, want_ci = mean_confidence_interval(per_task)
-    out = evaluate_tasks(predict, tasks, batch_size)
-    if not (out is not None):
-        raise WrongAnswer("evaluate_tasks returned None: replace the placeholder with your code")
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise WrongAnswer(f"evaluate_tasks should return a pair (mean, ci95), got {out!r:.80}")
+    out = require_answer(evaluate_tasks(predict, tasks, batch_size), "evaluate_tasks(predict, tasks, batch_size)")
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, f"evaluate_tasks should return a pair (mean, ci95), got {out!r:.80}")
     mean, ci = out
-    if not (not isinstance(ci, (tuple, list))):
-        raise WrongAnswer("the second value should be the half-width of the interval (one number, mean ± ci95), not the pair (low, high)")
+    expect(not isinstance(ci, (tuple, list)),
+           "the second value should be the half-width of the interval (one number, mean ± ci95), not the pair (low, high)")
     mean, ci = float(mean), float(ci)
 
     def near(a, b):

@@ -1,4 +1,8 @@
-"""Lesson 06's exercise checkers, figures and Try-it explorer: the right answer passes, typical wrong answers fail with a helpful message."""
+"""Lesson 06's exercise checkers, figures and Try-it explorer.
+
+For each exercise: the skeleton as the lesson ships it is "not attempted", the lesson's solution
+passes, and each typical wrong answer the checker knows is rejected with its diagnosis.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import math
 import re
 import time
 
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
 
 from metalearn_lab import drawing
+from metalearn_lab.exercises import WrongAnswer
 from metalearn_lab.lessons import maml_omniglot as lesson
 from metalearn_lab.metrics import mean_confidence_interval, t_quantile
 from metalearn_lab.models import Conv4
@@ -32,10 +38,37 @@ def make_protonet(*, proto="mean", logits="neg_sq"):
             p = z_support.mean(0).expand(n_way, -1)
         d2 = ((z_query[:, None, :] - p[None, :, :]) ** 2).sum(-1)
         out = {"neg_sq": -d2, "pos_sq": d2, "neg_dist": -d2.sqrt(),
-               "log_softmax": torch.log_softmax(-d2, -1), "scaled": -2 * d2}[logits]
+               "log_softmax": torch.log_softmax(-d2, -1), "softmax": torch.softmax(-d2, -1), "scaled": -2 * d2}[logits]
         return p, out
 
     return protonet_by_hand
+
+
+SLUG = "maml_omniglot"
+
+
+@pytest.mark.parametrize("checker", ["check_protonet_by_hand", "check_evaluation_loop"])
+def test_untouched_skeleton_is_not_attempted(checker, capsys):
+    skeleton = cells.run_skeleton(SLUG, checker)
+    result = getattr(lesson, checker).run(skeleton)
+    assert result.status == "not attempted", result
+    assert "returned None" in result.message
+    getattr(lesson, checker)(skeleton)  # prints and returns, so Run All goes on
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checker", ["check_protonet_by_hand", "check_evaluation_loop"])
+def test_lesson_solution_passes(checker, capsys):
+    solution = cells.run_solution(SLUG, checker)
+    result = getattr(lesson, checker).run(solution)
+    assert result.status == "passed", result
+    getattr(lesson, checker)(solution)
+    assert capsys.readouterr().out.startswith("✓")
+
+
+def test_a_pair_of_nones_is_not_attempted():
+    result = lesson.check_protonet_by_hand.run(lambda zs, ys, zq, n: (None, None))
+    assert result.status == "not attempted" and "prototypes or logits is still None" in result.message
 
 
 def test_right_protonet_passes(capsys):
@@ -44,7 +77,6 @@ def test_right_protonet_passes(capsys):
 
 
 @pytest.mark.parametrize(("wrong", "message"), [
-    (lambda *a: None, "returned None"),
     (lambda zs, ys, zq, n: zs, "pair (prototypes, logits)"),
     (make_protonet(proto="first"), "MEAN of the class"),
     (make_protonet(proto="appearance"), "order the labels first appear"),
@@ -52,11 +84,15 @@ def test_right_protonet_passes(capsys):
     (make_protonet(logits="pos_sq"), "+squared distances"),
     (make_protonet(logits="neg_dist"), "not its square"),
     (make_protonet(logits="log_softmax"), "log-softmax"),
+    (make_protonet(logits="softmax"), "probabilities"),
     (make_protonet(logits="scaled"), "logits differ from -squared distance"),
-    (lambda zs, ys, zq, n: make_protonet()(zs, ys, zq, n)[::-1], "prototypes should have shape"),
+    (lambda zs, ys, zq, n: make_protonet()(zs, ys, zq, n)[::-1], "(logits, prototypes)"),
 ])
 def test_wrong_protonet_fails(wrong, message):
-    with pytest.raises(AssertionError, match=re.escape(message)):
+    result = lesson.check_protonet_by_hand.run(wrong)
+    assert result.status == "wrong", result
+    assert message in result.message
+    with pytest.raises(WrongAnswer, match=re.escape(message)):
         lesson.check_protonet_by_hand(wrong)
 
 
@@ -81,6 +117,9 @@ def make_evaluate(kind="right"):
         if kind == "percent":
             m, h = mean_confidence_interval(v)
             return 100 * m, 100 * h
+        if kind == "ci_percent":
+            m, h = mean_confidence_interval(v)
+            return m, 100 * h
         if kind == "batch_means":
             return sum(per_batch) / len(per_batch), mean_confidence_interval(v)[1]
         if kind == "stderr":
@@ -117,15 +156,14 @@ def test_right_evaluation_loop_passes(capsys):
     ("population_std", "sample standard deviation"),
     ("pooled", "every query as independent"),
     ("low_high", "half-width"),
+    ("ci_percent", "interval is in percent"),
 ])
 def test_wrong_evaluation_loop_fails(kind, message):
-    with pytest.raises(AssertionError, match=re.escape(message)):
+    result = lesson.check_evaluation_loop.run(make_evaluate(kind))
+    assert result.status == "wrong", result
+    assert message in result.message
+    with pytest.raises(WrongAnswer, match=re.escape(message)):
         lesson.check_evaluation_loop(make_evaluate(kind))
-
-
-def test_placeholder_evaluation_loop_fails():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_evaluation_loop(lambda predict, tasks, batch_size: None)
 
 
 def test_fake_tasks_have_varied_accuracy():
