@@ -8,6 +8,7 @@ skeleton or the solution (without its check line), and return the answer they de
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,24 @@ def exercise(slug: str, checker_name: str) -> Exercise:
             assert "solution" in solution.metadata.get("tags", []), f"the check of {checker_name} has no solution cell after it"
             return Exercise(cells[0].source, cells[i - 1].source, solution.source, calls[0][1])
     raise LookupError(f"no check cell lesson.{checker_name}(...) in {lesson_path(slug).name}")
+
+
+def later_uses_of_answer(slug: str, checker_name: str) -> list[int]:
+    """Code cells after the exercise (check and solution excluded) that use the student's answer's name."""
+    cells = [c for c in jupytext.read(lesson_path(slug)).cells if c.cell_type == "code"]
+    answer = exercise(slug, checker_name).answer
+    check = next(i for i, c in enumerate(cells) if f"lesson.{checker_name}({answer})" in c.source)
+    users = []
+    for i, cell in enumerate(cells[check + 1:], start=check + 1):
+        if "solution" in cell.metadata.get("tags", []):
+            continue
+        try:
+            names = {node.id for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Name)}
+        except SyntaxError:  # IPython magics: fall back to words
+            names = set(re.findall(r"\b\w+\b", cell.source))
+        if answer in names:
+            users.append(i)
+    return users
 
 
 def _run(setup: str, source: str) -> dict:

@@ -48,6 +48,11 @@ SLUG = "maml_omniglot"
 
 
 @pytest.mark.parametrize("checker", ["check_protonet_by_hand", "check_evaluation_loop"])
+def test_nothing_after_the_exercise_uses_the_students_answer(checker):
+    assert cells.later_uses_of_answer(SLUG, checker) == [], "later cells must use the library, not the student's answer"
+
+
+@pytest.mark.parametrize("checker", ["check_protonet_by_hand", "check_evaluation_loop"])
 def test_untouched_skeleton_is_not_attempted(checker, capsys):
     skeleton = cells.run_skeleton(SLUG, checker)
     result = getattr(lesson, checker).run(skeleton)

@@ -48,6 +48,11 @@ def make_inner_loop(*, sign=1.0, create_graph=True, extra_steps=0, detach=False,
     return inner_loop
 
 
+@pytest.mark.parametrize("checker", ["check_sine_adapt", "check_query_mse"])
+def test_nothing_after_the_exercise_uses_the_students_answer(checker):
+    assert cells.later_uses_of_answer("maml_sinusoid", checker) == [], "later cells must use the library, not the student's answer"
+
+
 def test_untouched_inner_loop_skeleton_is_not_attempted():
     skeleton = cells.run_skeleton("maml_sinusoid", "check_sine_adapt")
     result = lesson.check_sine_adapt.run(skeleton)

@@ -44,6 +44,11 @@ SLUG = "siamese_contrastive"
 
 
 @pytest.mark.parametrize("checker", ["check_contrastive_loss", "check_threshold", "check_one_shot_predict"])
+def test_nothing_after_the_exercise_uses_the_students_answer(checker):
+    assert cells.later_uses_of_answer(SLUG, checker) == [], "later cells must use the library, not the student's answer"
+
+
+@pytest.mark.parametrize("checker", ["check_contrastive_loss", "check_threshold", "check_one_shot_predict"])
 def test_untouched_skeleton_is_not_attempted(checker, capsys):
     skeleton = cells.run_skeleton(SLUG, checker)
     result = getattr(lesson, checker).run(skeleton)
