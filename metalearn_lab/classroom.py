@@ -216,7 +216,11 @@ def _outcomes(nb, checkers: dict[str, str]) -> dict[str, tuple[str, str]]:
             found[records[-1]["exercise"]] = (records[-1]["status"], records[-1]["message"])
         elif errors:
             title = checkers.get(match.group(1), f"(check cell: {match.group(1)})")
-            found[title] = (ERROR, f"{errors[-1].get('ename')}: {errors[-1].get('evalue')}")
+            ename, evalue = errors[-1].get("ename"), errors[-1].get("evalue")
+            if ename in ("KeyboardInterrupt", "CellTimeoutError"):  # what an interrupted cell shows
+                found[title] = (ERROR, f"the check ran past the time limit per cell and was interrupted ({ename})")
+            else:
+                found[title] = (ERROR, f"{ename}: {evalue}")
     return found
 
 
