@@ -241,7 +241,9 @@ def diagram_axes(ax, figsize, height, width=10):
     return ax
 
 
-#: The map of meta-learning families drawn by :func:`draw_family_map` (Hospedales et al. 2021).
+#: The map of meta-learning families drawn by :func:`draw_family_map`: the usual three-way taxonomy, as
+#: Hospedales et al. (2021, §3.1 "Previous taxonomies") describe it. Years are of the first paper;
+#: Siamese networks date from Bromley et al. (1993), their one-shot use from Koch et al. (2015).
 FAMILY_MAP = {
     "optimisation-based": {
         "learns": "how a gradient-descent learner starts\n(and steps): initialisation, learning rates",
@@ -253,7 +255,7 @@ FAMILY_MAP = {
     },
     "metric-based": {
         "learns": "an embedding in which a query is\ncompared with the support examples",
-        "methods": ["Siamese nets (2015)", "Matching nets (2016)", "ProtoNets (2017)"],
+        "methods": ["Siamese nets (1993; 2015)", "Matching nets (2016)", "ProtoNets (2017)"],
     },
 }
 
@@ -261,8 +263,8 @@ FAMILY_MAP = {
 def draw_family_map(ax=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
-    Columns: optimisation-based, model-based (black-box), metric-based (the taxonomy of
-    Hospedales et al. 2021). Bottom row: the source text's three approaches to fast learning
+    Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
+    described by Hospedales et al. 2021, §3.1). Bottom row: the source text's three approaches to fast learning
     (Bayesian, non-parametric, meta-learning) and how they relate to the columns.
 
     Returns
@@ -285,7 +287,7 @@ def draw_family_map(ax=None):
             ("meta-learning", "learn the prior / learner from many tasks\n(all three columns above)")]
     for i, (name, note) in enumerate(fast):
         diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5)
-    ax.set_title("A map of meta-learning (families after Hospedales et al. 2021)")
+    ax.set_title("A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
     return ax
 
 

@@ -3,13 +3,17 @@
 Each run shows 20 new characters from one evaluation alphabet, one image each (the *support*
 set, ``training/class01..20.png``), and 20 test images of the same characters drawn by other
 people (the *query* set, ``test/item01..20.png``). ``class_labels.txt`` says which support image
-each query matches. Humans make 4.5% errors; Lake et al. (2015) report 21.7% accuracy
-(78.3% errors) for a nearest neighbour on raw pixels.
+each query matches. The 20 runs come in pairs from 10 of the 20 evaluation alphabets (runs 01-02
+Atlantean, ..., 19-20 Tibetan: their images are Omniglot's). Humans make 4.5% errors (Lake et al.
+2015, p. 1335); a nearest neighbour on raw pixels gets 21.7% right (Lake et al. 2013, as listed by
+Koch et al. 2015, Table 2; see :func:`metalearn_lab.experiments.published`).
 
 References
 ----------
 Lake, B. M., Salakhutdinov, R., & Tenenbaum, J. B. (2015). Human-level concept learning through
 probabilistic program induction. *Science*, 350(6266), 1332-1338.
+Lake, B. M., Salakhutdinov, R., & Tenenbaum, J. B. (2013). One-shot learning by inverting a
+compositional causal process. *NIPS*.
 """
 
 from __future__ import annotations

@@ -508,15 +508,18 @@ def rotation_split_indices(
 def rotation_split(
     data: Omniglot, *, n_train: int = 1200, seed: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The MAML / Prototypical Networks split: 1200 train characters, 423 test, x4 rotations.
+    """The rotation protocol with a random split, as in MAML's code: 1200 train characters, 423 test, x4 rotations.
 
     All characters (both of Lake's sets) are shuffled by a fixed seeded permutation
     (:func:`rotation_split_indices`); the first ``n_train`` are for training, the rest for
     testing, so **train and test characters are disjoint** (alphabets are not: unlike
     :func:`lake_split`, a test character may share an alphabet with training ones). Each
     character rotated by 0, 90, 180 and 270 degrees (``torch.rot90``, counter-clockwise) then
-    becomes its own class (Santoro et al., 2016; Vinyals et al., 2016; Finn et al., 2017;
-    Snell et al., 2017).
+    becomes its own class: the rotation protocol of Santoro et al. (2016) and Vinyals et al.
+    (2016). A random split like this one is what MAML's and Reptile's code use (Finn et al. 2017,
+    who keep 100 of the 1200 for validation; Nichol et al. 2018); ProtoNets (Snell et al. 2017)
+    use Vinyals et al.'s fixed split file instead, whose 423 test characters come from 13
+    alphabets, 12 of them absent from training.
 
     Parameters
     ----------

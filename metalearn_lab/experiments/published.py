@@ -76,7 +76,8 @@ _FINN_OMNIGLOT = ("rotation protocol; Finn's code: random 1100 train / 100 valid
 _NICHOL_OMNIGLOT = ("Nichol et al.'s code: random 1200/423 split, no validation set, test characters not rotated, "
                     "Conv4 with stride-2 convolutions, 1 query per class at test; Adam inner loop")
 _SNELL_OMNIGLOT = ("Vinyals' split file: 1028 train / 172 validation / 423 test characters, the test characters from "
-                   "13 alphabets not used in training; 60-way training episodes; mean over 1,000 test episodes, no interval")
+                   "13 alphabets, 12 of them absent from training (Gurmukhi has 4 test and 41 training characters); "
+                   "60-way training episodes; mean over 1,000 test episodes, no interval")
 
 TABLE: tuple[Published, ...] = (
     # ---- Omniglot, rotation protocol

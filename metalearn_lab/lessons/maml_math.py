@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from metalearn_lab.controls import RATES_1_2_5, fit_labels, margins, rate_slider, show_png
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 
 def plot_gradient_agreement(alphas, curves, *, axes=None, title=None, marker=None):
@@ -272,21 +272,22 @@ def _as_dict(out, names, what):
 
     import torch
 
-    if not (out is not None):
-        raise WrongAnswer(f"{what} returned None: replace the placeholder with your code")
+    expect(out is not None, f"{what} returned None: every call must return the result")
     if isinstance(out, Mapping):
-        if not (set(out) == set(names)):
-            raise WrongAnswer(f"{what} must return a dict with one entry per parameter; missing "
-                                            f"{sorted(set(names) - set(out))}, unexpected {sorted(set(out) - set(names))}")
+        expect(set(out) == set(names), f"{what} must return a dict with one entry per parameter; missing "
+                                       f"{sorted(set(names) - set(out))}, unexpected {sorted(set(out) - set(names))}")
         out = dict(out)
     elif isinstance(out, (tuple, list)) and len(out) == len(names) and all(isinstance(t, torch.Tensor) for t in out):
         out = dict(zip(names, out))
+    elif isinstance(out, torch.Tensor):
+        hint = " (a scalar: the dot product or a loss, not yet differentiated?)" if out.dim() == 0 else ""
+        raise WrongAnswer(f"{what} returned one tensor of shape {tuple(out.shape)}{hint}; return a dict name -> tensor "
+                          f"with one entry per parameter, like dict(model.named_parameters())")
     else:
         raise WrongAnswer(f"{what} should return a dict name -> tensor (like dict(model.named_parameters())), "
-                             f"got {type(out).__name__}")
+                          f"got {type(out).__name__}")
     for k, v in out.items():
-        if not (isinstance(v, torch.Tensor)):
-            raise WrongAnswer(f"entry {k!r} should be a tensor, got {type(v).__name__}")
+        expect(isinstance(v, torch.Tensor), f"entry {k!r} should be a tensor, got {type(v).__name__}")
     return out
 
 
@@ -296,17 +297,30 @@ def _rel(a, b) -> float:
     return compare_gradients(b, {k: a[k].to(b[k].dtype) for k in b})[1]
 
 
+def _name(function, default: str) -> str:
+    """The name to use for the student's function in messages (a lambda has none)."""
+    name = getattr(function, "__name__", "")
+    return name if name.isidentifier() else default
+
+
 @checker("Exercise 1: a Hessian-vector product by double backward")
-def check_hessian_vector_product(hvp) -> None:
+def check_hessian_vector_product(hvp) -> str:
     r"""Check ``hvp(f, params, v) -> dict``: :math:`\nabla^2 f(\theta)\,v` for a scalar ``f(params)``.
 
-    Tested on the support loss of a small float64 sine MLP (``params`` are leaves with
-    ``requires_grad=True``) and on a quadratic whose Hessian is known, against
-    :func:`metalearn_lab.maml.hessian_vector_product`.
+    Tested on a quadratic whose Hessian is known and on the support loss of a small float64 sine
+    MLP (``params`` are leaves with ``requires_grad=True``), against
+    :func:`metalearn_lab.autodiff.hessian_vector_product`. A skeleton that returns None is
+    reported as not attempted; the usual slips are named: no ``create_graph=True``, differentiating
+    with respect to ``v``, returning the gradient, ``v``, the gradient times ``v`` element by
+    element, the dot product itself, or H·v with the wrong sign or scale.
 
     >>> from metalearn_lab.autodiff import hessian_vector_product
     >>> check_hessian_vector_product(hessian_vector_product)
     ✓ Exercise 1: a Hessian-vector product by double backward: H·v matches the library on a quadratic and on a sine MLP's support loss (never forming H).
+    >>> def my_hvp(f, params, v):
+    ...     return None
+    >>> check_hessian_vector_product(my_hvp)
+    … Exercise 1: a Hessian-vector product by double backward: not attempted. my_hvp(f, params, v) returned None: fill in the skeleton (or, if you did, end it with a return statement)
     """
     import torch
     import torch.nn.functional as F
@@ -314,6 +328,7 @@ def check_hessian_vector_product(hvp) -> None:
 
     from metalearn_lab.autodiff import hessian_vector_product
 
+    name = _name(hvp, "hvp")
     model, x_support, y_support, _, _ = _tiny_task(1)
     matrix = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
     cases = [
@@ -324,7 +339,7 @@ def check_hessian_vector_product(hvp) -> None:
          lambda p: F.mse_loss(functional_call(model, p, (x_support,)), y_support),
          {k: v.detach().clone() for k, v in model.named_parameters()}),
     ]
-    for what, f, point in cases:
+    for number, (what, f, point) in enumerate(cases):
         g = torch.Generator().manual_seed(7)
         v = {k: torch.randn(t.shape, generator=g, dtype=torch.float64) for k, t in point.items()}
         params = {k: t.clone().requires_grad_() for k, t in point.items()}
@@ -332,40 +347,66 @@ def check_hessian_vector_product(hvp) -> None:
             out = hvp(f, params, v)
         except RuntimeError as error:
             hint = ""
-            if "does not require grad" in str(error):
+            if "One of the differentiated Tensors does not require grad" in str(error):
+                hint = (" The second torch.autograd.grad differentiates with respect to the parameters "
+                        "(list(params.values())), not v.")
+            elif "does not require grad" in str(error):
                 hint = (" The first torch.autograd.grad needs create_graph=True, so that the gradient can be "
                         "differentiated once more.")
-            raise WrongAnswer(f"hvp raised RuntimeError on {what}: {error}.{hint}") from error
-        got = _as_dict(out, list(params), "hvp")
+            raise WrongAnswer(f"{name} raised RuntimeError on {what}: {error}.{hint}") from error
+        if number == 0:
+            out = require_answer(out, f"{name}(f, params, v)")
+        got = _as_dict(out, list(params), name)
         want = hessian_vector_product(f, point, v)
         for k in want:
-            if not (tuple(got[k].shape) == tuple(want[k].shape)):
-                raise WrongAnswer(f"entry {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)} (the shape of the parameter)")
+            expect(tuple(got[k].shape) == tuple(want[k].shape),
+                   f"entry {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)} (the shape of the parameter)")
         rel = _rel(got, want)
         if rel < 1e-8:
             continue
         gradient = dict(zip(params, torch.autograd.grad(f(params), list(params.values()))))
-        if _rel(got, gradient) < 1e-8:
-            raise WrongAnswer(f"on {what} hvp returned the gradient ∇f, not H·v: differentiate the dot "
-                                 "product ⟨∇f, v⟩ once more (a second torch.autograd.grad)")
-        if _rel(got, v) < 1e-8:
-            raise WrongAnswer(f"on {what} hvp returned v itself: the result is the gradient of ⟨∇f(θ), v⟩ with respect to θ")
+        expect(_rel(got, gradient) >= 1e-8, f"on {what} {name} returned the gradient ∇f, not H·v: differentiate the "
+                                             "dot product ⟨∇f, v⟩ once more (a second torch.autograd.grad)")
+        expect(_rel(got, v) >= 1e-8, f"on {what} {name} returned v itself: the result is the gradient of "
+                                      "⟨∇f(θ), v⟩ with respect to θ")
+        expect(_rel(got, {k: gradient[k] * v[k] for k in v}) >= 1e-8,
+               f"on {what} {name} returned ∇f · v element by element: H·v needs a second differentiation, the "
+               "gradient of the scalar Σ_k ⟨g_k, v_k⟩ with respect to θ")
         for factor, text in ((-1.0, "has the wrong sign"), (2.0, "is twice too large"), (0.5, "is half as large as it should be")):
-            if _rel(got, {k: factor * t for k, t in want.items()}) < 1e-8:
-                raise WrongAnswer(f"on {what} your H·v {text}")
+            expect(_rel(got, {k: factor * t for k, t in want.items()}) >= 1e-8, f"on {what} your H·v {text}")
         raise WrongAnswer(f"on {what} your H·v differs from the library's by a relative error of {rel:.2e}: "
-                             "compute g = ∇f(θ) with create_graph=True, then the gradient of Σ_k ⟨g_k, v_k⟩ w.r.t. θ")
-    return ("H·v matches the library on a quadratic and on a sine MLP's support loss (never forming H).")
+                          "compute g = ∇f(θ) with create_graph=True, then the gradient of Σ_k ⟨g_k, v_k⟩ w.r.t. θ")
+    return "H·v matches the library on a quadratic and on a sine MLP's support loss (never forming H)."
+
+
+def _maml_by_hand(model, point, xs, ys, xq, yq, inner_steps, step_size):
+    """The meta-gradient of the MSE query loss after ``inner_steps`` steps ``θ - step_size · ∇L_support``
+    (any sign of ``step_size``, which :func:`metalearn_lab.maml.meta_gradient` rightly refuses)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call
+
+    start = {k: v.detach().clone().requires_grad_() for k, v in point.items()}
+    theta = start
+    for _ in range(inner_steps):
+        loss = F.mse_loss(functional_call(model, theta, (xs,)), ys)
+        grads = torch.autograd.grad(loss, list(theta.values()), create_graph=True)
+        theta = {k: t - step_size * g for (k, t), g in zip(theta.items(), grads)}
+    query_loss = F.mse_loss(functional_call(model, theta, (xq,)), yq)
+    return dict(zip(start, torch.autograd.grad(query_loss, list(start.values()))))
 
 
 @checker("Exercise 2: fix the source text's MAML code")
-def check_meta_gradient(meta_gradient_fn) -> None:
+def check_meta_gradient(meta_gradient_fn) -> str:
     r"""Check a fixed "find the bug" function against :func:`metalearn_lab.maml.meta_gradient`.
 
     ``meta_gradient_fn(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr)``
     must return the MAML meta-gradient of one task, :math:`\nabla_\theta \mathcal{L}_{\text{query}}(\theta')`
     with :math:`\theta'` after ``inner_steps`` steps of gradient descent on the support loss, as a
-    dict name → Tensor, and leave the model's weights :math:`\theta` unchanged.
+    dict name → Tensor, and leave the model's weights :math:`\theta` unchanged. A skeleton that
+    returns None is reported as not attempted; the usual slips are named: weights changed in place
+    (the source text's bug), the first-order gradient, too few inner steps, support and query
+    swapped, an inner step that goes uphill, the adapted weights returned instead of a gradient.
 
     >>> import torch
     >>> from metalearn_lab.maml import meta_gradient
@@ -375,12 +416,17 @@ def check_meta_gradient(meta_gradient_fn) -> None:
     ...                          inner_steps=inner_steps, inner_lr=inner_lr)
     >>> check_meta_gradient(fixed)
     ✓ Exercise 2: fix the source text's MAML code: second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.
+    >>> def fixed_meta_gradient(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr):
+    ...     return None
+    >>> check_meta_gradient(fixed_meta_gradient)
+    … Exercise 2: fix the source text's MAML code: not attempted. fixed_meta_gradient(model, ...) returned None: fill in the skeleton (or, if you did, end it with a return statement)
     """
     import torch
     import torch.nn.functional as F
 
-    from metalearn_lab.maml import meta_gradient
+    from metalearn_lab.maml import adapt, meta_gradient
 
+    name = _name(meta_gradient_fn, "your meta-gradient function")
     inner_lr = 0.05
     for inner_steps in (1, 3):
         model, xs, ys, xq, yq = _tiny_task(2)
@@ -388,36 +434,46 @@ def check_meta_gradient(meta_gradient_fn) -> None:
         before = {k: v.detach().clone() for k, v in model.named_parameters()}
         batch = (xs[None], ys[None], xq[None], yq[None])
 
-        def reference(first_order, params=None):
-            params = before if params is None else params
-            return meta_gradient(model, params, batch, F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr,
-                                 first_order=first_order)
+        def reference(first_order=False, steps=inner_steps, lr=inner_lr, data=batch):
+            return meta_gradient(model, before, data, F.mse_loss, inner_steps=steps, inner_lr=lr, first_order=first_order)
 
         out = meta_gradient_fn(model, xs, ys, xq, yq, F.mse_loss, inner_steps, inner_lr)
+        if inner_steps == 1:
+            out = require_answer(out, f"{name}(model, ...)")
         after = {k: v.detach().clone() for k, v in model.named_parameters()}
         changed = [k for k in names if not torch.equal(after[k], before[k])]
-        got = _as_dict(out, names, "your meta-gradient function")
-        want = reference(False)
+        got = _as_dict(out, names, name)
+        want = reference()
         for k in want:
-            if not (tuple(got[k].shape) == tuple(want[k].shape)):
-                raise WrongAnswer(f"gradient {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)}")
-        if changed:
-            raise WrongAnswer(
-                f"your function changed the model's own weights in place ({changed[0]}, ...): the initialisation θ "
-                "that MAML learns is lost after one task. Adapt a parameter dict instead "
-                "(θ' = {k: p - inner_lr * g}) and evaluate it with torch.func.functional_call")
+            expect(tuple(got[k].shape) == tuple(want[k].shape),
+                   f"gradient {k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)}")
+        expect(not changed,
+               f"your function changed the model's own weights in place ({changed[0] if changed else ''}, ...): the "
+               "initialisation θ that MAML learns is lost after one task. Adapt a parameter dict instead "
+               "(θ' = {k: p - inner_lr * g}) and evaluate it with torch.func.functional_call")
         rel = _rel(got, want)
         if rel < 1e-8:
             continue
-        if _rel(got, reference(True)) < 1e-8:
-            raise WrongAnswer(
-                f"with inner_steps={inner_steps} you return the first-order gradient ∇L_query(θ'): the inner "
-                "gradients were treated as constants. Compute them with torch.autograd.grad(..., create_graph=True) "
-                "so the meta-gradient includes the (I - α∇²L_support) factors")
-        fewer = meta_gradient(model, before, batch, F.mse_loss, inner_steps=inner_steps - 1, inner_lr=inner_lr)
-        if _rel(got, fewer) < 1e-8:
-            raise WrongAnswer(f"with inner_steps={inner_steps} your inner loop took {inner_steps - 1} step(s)")
-        raise WrongAnswer(f"with inner_steps={inner_steps}, inner_lr={inner_lr} your meta-gradient differs from "
-                             f"metalearn_lab.maml.meta_gradient by a relative error of {rel:.2e}: query loss at θ', "
-                             "differentiated with respect to the model's original parameters")
-    return ("second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched.")
+        where = f"with inner_steps={inner_steps}"
+        expect(_rel(got, reference(first_order=True)) >= 1e-8,
+               f"{where} you return the first-order gradient ∇L_query(θ'): the inner gradients were treated as "
+               "constants. Compute them with torch.autograd.grad(..., create_graph=True) so the meta-gradient "
+               "includes the (I - α∇²L_support) factors")
+        for steps in [*range(inner_steps), inner_steps + 1]:
+            expect(_rel(got, reference(steps=steps)) >= 1e-8,
+                   f"{where} your inner loop took {steps} step(s)"
+                   + (": that is the gradient of the query loss at θ itself, before any adaptation" if steps == 0 else
+                      ": loop exactly inner_steps times"))
+        expect(_rel(got, reference(data=(xq[None], yq[None], xs[None], ys[None]))) >= 1e-8,
+               f"{where} you adapt on the query set and score on the support set: the inner loop uses "
+               "(x_support, y_support), the loss you differentiate uses (x_query, y_query)")
+        expect(_rel(got, _maml_by_hand(model, before, xs, ys, xq, yq, inner_steps, -inner_lr)) >= 1e-8,
+               f"{where} your inner step goes uphill (θ + α∇L): gradient descent is θ' = θ - inner_lr * ∇L_support(θ)")
+        adapted = adapt(model, before, xs, ys, F.mse_loss, inner_steps=inner_steps, inner_lr=inner_lr)
+        expect(_rel(got, {k: t.detach() for k, t in adapted.items()}) >= 1e-8,
+               f"{where} you return the adapted weights θ', not a gradient: differentiate the query loss at θ' "
+               "with respect to the original parameters")
+        raise WrongAnswer(f"{where}, inner_lr={inner_lr} your meta-gradient differs from "
+                          f"metalearn_lab.maml.meta_gradient by a relative error of {rel:.2e}: query loss at θ', "
+                          "differentiated with respect to the model's original parameters")
+    return "second-order meta-gradient through 1 and 3 inner steps, and θ is left untouched."

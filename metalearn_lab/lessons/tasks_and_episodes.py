@@ -13,7 +13,7 @@ import torch
 
 from metalearn_lab.controls import fit_labels, show_png
 from metalearn_lab.drawing import show_episode, show_images
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 
 def plot_lake_trial(run, query_index=0, predicted=None, *, size=0.75):
@@ -103,12 +103,15 @@ def _coded_classes(n_classes: int = 12, n_per_class: int = 20) -> torch.Tensor:
 
 
 @checker("Exercise 1: write an episode sampler")
-def check_episode_sampler(sample_episode) -> None:
-    """Lesson 02: ``sample_episode(classes, n_way, k_shot, n_query, generator)`` returns one episode.
+def check_episode_sampler(sample_episode) -> str:
+    """``sample_episode(classes, n_way, k_shot, n_query, generator)`` returns one episode.
 
     Expected: ``(x_support [N*K, C, H, W], y_support [N*K], x_query [N*Q, C, H, W], y_query [N*Q])``
     with integer labels 0..N-1, K support and Q query images per label, each label one class
     (the same in support and query), no image twice, and the same episode for the same seed.
+    The checker samples from fake images whose pixels record their class and example index, so
+    it can tell where every returned image came from. A skeleton that returns None is reported as
+    not attempted.
 
     >>> from metalearn_lab.samplers import EpisodeSampler
     >>> def library(classes, n_way, k_shot, n_query, generator):
@@ -116,6 +119,8 @@ def check_episode_sampler(sample_episode) -> None:
     ...     return tuple(t[0] for t in e.as_tuple())
     >>> check_episode_sampler(library)
     ✓ Exercise 1: write an episode sampler: Your sampler passes every check (shapes, labels, classes, no overlap, seeds), like EpisodeSampler.
+    >>> check_episode_sampler(lambda *args: None)
+    … Exercise 1: write an episode sampler: not attempted. sample_episode(classes, 5, 1, 3, generator) returned None: fill in the skeleton (or, if you did, end it with a return statement)
     """
     from metalearn_lab.samplers import EpisodeSampler
 
@@ -124,30 +129,36 @@ def check_episode_sampler(sample_episode) -> None:
     for n_way, k_shot, n_query in configs:
         where = f"for n_way={n_way}, k_shot={k_shot}, n_query={n_query}"
         out = sample_episode(classes, n_way, k_shot, n_query, torch.Generator().manual_seed(0))
-        if not (out is not None):
-            raise WrongAnswer("sample_episode returned None: replace the placeholder with your code")
-        if not (isinstance(out, (tuple, list)) and len(out) == 4):
-            raise WrongAnswer(f"return a tuple (x_support, y_support, x_query, y_query), got {type(out).__name__}"
-                + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+        if (n_way, k_shot, n_query) == configs[0]:
+            out = require_answer(out, f"sample_episode(classes, {n_way}, {k_shot}, {n_query}, generator)")
+        expect(out is not None, f"sample_episode returned None {where}: it must return an episode for every choice")
+        expect(isinstance(out, (tuple, list)) and len(out) == 4,
+               f"return a tuple (x_support, y_support, x_query, y_query), got {type(out).__name__}"
+               + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
         x_support, y_support, x_query, y_query = (torch.as_tensor(t) for t in out)
         library = EpisodeSampler(classes, n_way, k_shot, n_query).sample(1)
-        for name, got, want in (("x_support", x_support, library.x_support[0]), ("y_support", y_support, library.y_support[0]),
-                                ("x_query", x_query, library.x_query[0]), ("y_query", y_query, library.y_query[0])):
-            if not (tuple(got.shape) == tuple(want.shape)):
-                raise WrongAnswer(f"{name} has shape {tuple(got.shape)} {where}; expected {tuple(want.shape)} "
-                    f"(one task, no batch dimension: [N*K, C, H, W] images and [N*K] labels)")
+        want = {"x_support": library.x_support[0], "y_support": library.y_support[0],
+                "x_query": library.x_query[0], "y_query": library.y_query[0]}
+        swapped = {"x_support": "x_query", "x_query": "x_support", "y_support": "y_query", "y_query": "y_support"}
+        for name, got in (("x_support", x_support), ("y_support", y_support), ("x_query", x_query), ("y_query", y_query)):
+            if tuple(got.shape) == tuple(want[name].shape):
+                continue
+            hint = "one task, no batch dimension: [N*K, C, H, W] images and [N*K] labels"
+            if tuple(got.shape) == tuple(want[swapped[name]].shape):
+                hint = (f"it has the shape {swapped[name]} should have: support and query swapped? The order is "
+                        f"(x_support, y_support, x_query, y_query), and the support set has k_shot images per class")
+            raise WrongAnswer(f"{name} has shape {tuple(got.shape)} {where}; expected {tuple(want[name].shape)} ({hint})")
         for name, y in (("y_support", y_support), ("y_query", y_query)):
-            if not (not y.dtype.is_floating_point and y.dtype != torch.bool):
-                raise WrongAnswer(f"{name} must hold integer labels, got {y.dtype}")
-            if not (int(y.min()) >= 0 and int(y.max()) <= n_way - 1):
-                raise WrongAnswer(f"{name} holds labels {sorted(set(y.tolist()))} {where}; labels must be 0..{n_way - 1} "
-                    f"(episode labels, not the dataset's class numbers)")
+            expect(not y.dtype.is_floating_point and y.dtype != torch.bool,
+                   f"{name} must hold integer labels (torch.long), got {y.dtype}")
+            expect(int(y.min()) >= 0 and int(y.max()) <= n_way - 1,
+                   f"{name} holds labels {sorted(set(y.tolist()))} {where}; labels must be 0..{n_way - 1} "
+                   f"(episode labels, not the dataset's class numbers)")
         for name, y, per in (("y_support", y_support, k_shot), ("y_query", y_query, n_query)):
             counts = torch.bincount(y, minlength=n_way).tolist()
-            if not (counts == [per] * n_way):
-                raise WrongAnswer(f"{name} has label counts {counts} {where}; every label needs {per}")
+            expect(counts == [per] * n_way, f"{name} has label counts {counts} {where}; every label needs {per}")
         source_class = {}
-        for name, x, y in (("support", x_support, y_support), ("query", x_query, y_query)):
+        for x, y in ((x_support, y_support), (x_query, y_query)):
             for image, label in zip(x, y.tolist()):
                 c = int(image[0, 0, 0])
                 if source_class.setdefault(label, c) != c:
@@ -155,67 +166,89 @@ def check_episode_sampler(sample_episode) -> None:
                         f"label {label} is given to images of two different classes ({source_class[label]} and {c}) "
                         f"{where}: in an episode each label stands for one class, in support and query alike"
                     )
-        if not (len(set(source_class.values())) == n_way):
-            raise WrongAnswer(f"two labels share one class {where}: pick {n_way} different classes (without replacement)")
+        expect(len(set(source_class.values())) == n_way,
+               f"two labels share one class {where}: pick {n_way} different classes (without replacement)")
         ids = [(int(img[0, 0, 0]), int(img[0, 0, 1])) for img in torch.cat([x_support, x_query])]
-        if not (len(set(ids)) == len(ids)):
-            raise WrongAnswer(f"the same image appears twice {where} (e.g. in both support and query): draw the K + Q "
-                f"examples of a class without replacement, then split them")
-    n_way, k_shot, n_query = 5, 1, 3
+        expect(len(set(ids)) == len(ids),
+               f"the same image appears twice {where} (e.g. in both support and query): draw the K + Q "
+               f"examples of a class without replacement, then split them")
+    n_way, k_shot, n_query = configs[0]
 
     def draw(seed):
         return [torch.as_tensor(t) for t in sample_episode(classes, n_way, k_shot, n_query, torch.Generator().manual_seed(seed))]
 
     first, again = draw(0), draw(0)
-    if not (all(torch.equal(a, b) for a, b in zip(first, again))):
-        raise WrongAnswer("the same seed gave two different episodes: draw every random number from the generator argument "
-            "(torch.randperm(..., generator=generator)), not from the global random state")
+    expect(all(torch.equal(a, b) for a, b in zip(first, again)),
+           "the same seed gave two different episodes: draw every random number from the generator argument "
+           "(torch.randperm(..., generator=generator)), not from the global random state")
     episodes = [draw(seed) for seed in range(12)]
     used_classes = {int(img[0, 0, 0]) for e in episodes for img in e[0]}
     used_examples = {int(img[0, 0, 1]) for e in episodes for img in e[0]}
-    if not (len(used_classes) > n_way):
-        raise WrongAnswer(f"over 12 seeds your episodes only use classes {sorted(used_classes)}: choose the classes at random")
-    if not (len(used_examples) > k_shot + n_query):
-        raise WrongAnswer(f"over 12 seeds your support sets only use examples {sorted(used_examples)} of each class: "
-            f"choose the examples at random")
-    return ("Your sampler passes every check (shapes, labels, classes, no overlap, seeds), like EpisodeSampler.")
+    expect(len(used_classes) > n_way,
+           f"over 12 seeds your episodes only use classes {sorted(used_classes)}: choose the classes at random")
+    expect(len(used_examples) > k_shot + n_query,
+           f"over 12 seeds your support sets only use examples {sorted(used_examples)} of each class: "
+           f"choose the examples at random")
+    return "Your sampler passes every check (shapes, labels, classes, no overlap, seeds), like EpisodeSampler."
 
 
 @checker("Exercise 2: a 95% interval by hand")
-def check_ci95(ci95) -> None:
+def check_ci95(ci95) -> str:
     """``ci95(values) -> (mean, half_width)``: Student's t 95% interval for the mean of per-task accuracies.
+
+    Compared with :func:`metalearn_lab.metrics.mean_confidence_interval` on three sets of values
+    (n = 5, 7 and 30). A skeleton that returns None is reported as not attempted; the usual slips
+    are named: 1.96 instead of t, the one-sided quantile, n degrees of freedom instead of n - 1,
+    the population standard deviation, s / n, no quantile, no √n, the whole width or the interval's
+    two ends instead of its half-width, percentages.
 
     >>> from metalearn_lab.metrics import mean_confidence_interval
     >>> check_ci95(mean_confidence_interval)
     ✓ Exercise 2: a 95% interval by hand: Right: mean ± t · s / √n, with t = t_{n-1}(0.975) and s the sample standard deviation (n - 1).
+    >>> check_ci95(lambda values: None)
+    … Exercise 2: a 95% interval by hand: not attempted. ci95(values) returned None: fill in the skeleton (or, if you did, end it with a return statement)
     """
-
     from metalearn_lab.metrics import mean_confidence_interval
 
-    cases = [[1.0, 0.0, 1.0, 1.0], [0.8, 0.6, 1.0, 0.8, 0.4, 1.0], [0.2 * i for i in range(6)] * 5]
-    for values in cases:
+    cases = [[1.0, 0.0, 1.0, 1.0, 1.0], [0.8, 0.6, 1.0, 0.8, 0.4, 1.0, 0.6], [0.2 * i for i in range(6)] * 5]
+    for number, values in enumerate(cases):
         out = ci95(torch.tensor(values, dtype=torch.float64))
-        if not (out is not None):
-            raise WrongAnswer("ci95 returned None: replace the placeholder with your code")
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise WrongAnswer(f"return (mean, half_width), got {out!r}")
-        mean, half = (float(v) for v in out)
+        if number == 0:
+            out = require_answer(out, "ci95(values)")
+        expect(out is not None, f"ci95 returned None for {len(values)} values; it must return (mean, half_width) every time")
+        expect(isinstance(out, (tuple, list)) and len(out) == 2, f"return (mean, half_width), got {out!r}")
+        try:
+            mean, half = (float(v) for v in out)
+        except (TypeError, ValueError, RuntimeError):
+            raise WrongAnswer(f"return two numbers (mean, half_width), got {out!r}") from None
         want_mean, want_half = mean_confidence_interval(values)
         n = len(values)
-        t = torch.tensor(values, dtype=torch.float64)
-        s, s_pop = float(t.std(unbiased=True)), float(t.std(unbiased=False))
-        if not (math.isclose(mean, want_mean, rel_tol=1e-6, abs_tol=1e-9)):
-            raise WrongAnswer(f"mean {mean} should be {want_mean} for {values}")
-        if not math.isclose(half, want_half, rel_tol=1e-3):
-            hint = "a formula we do not recognise"
-            t = scipy.stats.t.ppf(0.975, n - 1)
-            for guess, text in ((1.96 * s / math.sqrt(n), "1.96, the normal approximation: with n values use Student's t quantile, scipy.stats.t.ppf(0.975, n - 1)"),
-                                (t * s_pop / math.sqrt(n), "the population standard deviation (dividing by n): use n - 1"),
-                                (t * s / n, "s / n: the standard error divides by √n"),
-                                (s / math.sqrt(n), "the standard error s / √n without the factor t"),
-                                (t * s, "t · s, without dividing by √n: that is the spread of single tasks, not of the mean")):
-                if math.isclose(half, guess, rel_tol=1e-3):
-                    hint = text
-                    break
-            raise WrongAnswer(f"half-width {half:.4f} should be {want_half:.4f} for n = {n} values; looks like {hint}")
-    return ("Right: mean ± t · s / √n, with t = t_{n-1}(0.975) and s the sample standard deviation (n - 1).")
+        if math.isclose(mean, want_mean - want_half, rel_tol=1e-6, abs_tol=1e-9) and math.isclose(half, want_mean + want_half, rel_tol=1e-6):
+            raise WrongAnswer("you return the interval's two ends (mean - h, mean + h); return (mean, h), the half-width")
+        if not math.isclose(mean, want_mean, rel_tol=1e-6, abs_tol=1e-9):
+            hint = ""
+            if math.isclose(mean, 100 * want_mean, rel_tol=1e-6):
+                hint = ": that is a percentage; return the mean in the units of the values"
+            raise WrongAnswer(f"mean {mean} should be {want_mean} for {values}{hint}")
+        if math.isclose(half, want_half, rel_tol=1e-3):
+            continue
+        array = torch.tensor(values, dtype=torch.float64)
+        s, s_pop = float(array.std(unbiased=True)), float(array.std(unbiased=False))
+        t = scipy.stats.t.ppf(0.975, n - 1)
+        guesses = (
+            (1.96 * s / math.sqrt(n), "1.96, the normal approximation: with n values use Student's t quantile, "
+                                      "scipy.stats.t.ppf(0.975, n - 1)"),
+            (scipy.stats.t.ppf(0.95, n - 1) * s / math.sqrt(n), "the 0.95 quantile: a two-sided 95% interval leaves "
+                                                               "2.5% in each tail, so use ppf(0.975, n - 1)"),
+            (scipy.stats.t.ppf(0.975, n) * s / math.sqrt(n), "n degrees of freedom: the t quantile for a mean of n "
+                                                             "values has n - 1"),
+            (t * s_pop / math.sqrt(n), "the population standard deviation (dividing by n): use n - 1"),
+            (t * s / n, "s / n: the standard error divides by √n"),
+            (s / math.sqrt(n), "the standard error s / √n without the factor t"),
+            (t * s, "t · s, without dividing by √n: that is the spread of single tasks, not of the mean"),
+            (2 * want_half, "the width of the whole interval: return half of it"),
+        )
+        hint = next((text for guess, text in guesses if math.isclose(half, guess, rel_tol=1e-3)),
+                    "a formula we do not recognise")
+        raise WrongAnswer(f"half-width {half:.4f} should be {want_half:.4f} for n = {n} values; looks like {hint}")
+    return "Right: mean ± t · s / √n, with t = t_{n-1}(0.975) and s the sample standard deviation (n - 1)."

@@ -13,7 +13,7 @@ import torch
 from metalearn_lab.baselines import fit_from_scratch
 from metalearn_lab.controls import fit_labels, margins, show_png
 from metalearn_lab.drawing import diagram_arrow, diagram_axes, diagram_box, plot_sinusoid_fit
-from metalearn_lab.exercises import WrongAnswer, checker
+from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 
 def draw_meta_learning_loops(ax=None):
@@ -118,7 +118,8 @@ def sine_overfit_widget(max_steps: int = 500):
     return widgets.interactive(update, k_shot=k_shot, steps=steps, seed=seed)
 
 
-#: The answer to lesson 01's "place the methods on the map" exercise (Hospedales et al. 2021).
+#: The answer to lesson 01's "place the methods on the map" exercise: the usual three-way taxonomy,
+#: as Hospedales et al. (2021, §3.1 "Previous taxonomies") describe it before refining it.
 FAMILY_OF = {
     "MAML": "optimisation",
     "first-order MAML": "optimisation",
@@ -146,77 +147,110 @@ def _family(name) -> str | None:
         return None
     text = name.lower().replace("optimization", "optimisation")
     for key, words in (("optimisation", ("optimisation", "gradient")), ("model", ("model", "black")),
-                       ("metric", ("metric",))):
+                       ("metric", ("metric", "non-parametric", "nonparametric"))):
         if any(w in text for w in words):
             return key
     return None
 
 
+def _untouched(answer, keys) -> bool:
+    """True when ``answer`` is the skeleton: None, or a dict whose entries for ``keys`` are all None."""
+    return answer is None or (isinstance(answer, dict) and bool(answer)
+                              and all(answer.get(k) is None for k in keys))
+
+
 @checker("Exercise 2: place the methods on the map")
-def check_family_map(answer: dict) -> None:
-    """Lesson 01: ``answer`` maps each method of :data:`FAMILY_OF` to 'optimisation', 'model' or 'metric'.
+def check_family_map(family_of: dict) -> str:
+    """``family_of`` maps each method of :data:`FAMILY_OF` to 'optimisation', 'model' or 'metric'.
+
+    Spellings such as "Optimization-based" or "black-box" are accepted. The untouched skeleton
+    (every family None) is reported as not attempted.
 
     >>> check_family_map(dict(FAMILY_OF))
     ✓ Exercise 2: place the methods on the map: All 10 methods are on the right branch of the map.
+    >>> check_family_map(dict.fromkeys(FAMILY_OF))
+    … Exercise 2: place the methods on the map: not attempted. every family in family_of is still None: fill it in
     """
-    if not (isinstance(answer, dict)):
-        raise WrongAnswer(f"answer must be a dict {{method: family}}, got {type(answer).__name__}")
-    missing = [m for m in FAMILY_OF if m not in answer]
-    if not (not missing):
-        raise WrongAnswer(f"answer has no entry for {missing}; give every method a family")
-    unknown = [m for m in FAMILY_OF if _family(answer[m]) is None]
-    if not (not unknown):
-        raise WrongAnswer(f"the family of {unknown[0]!r} is {answer[unknown[0]]!r}; write 'optimisation', 'model' or 'metric'")
-    wrong = [m for m in FAMILY_OF if _family(answer[m]) != FAMILY_OF[m]]
+    if _untouched(family_of, FAMILY_OF):
+        require_answer(None, "every family in family_of")
+    expect(isinstance(family_of, dict), f"family_of must be a dict {{method: family}}, got {type(family_of).__name__}")
+    missing = [m for m in FAMILY_OF if m not in family_of]
+    expect(not missing, f"family_of has no entry for {missing}; give every method a family")
+    unknown = [m for m in FAMILY_OF if _family(family_of[m]) is None]
+    if unknown:
+        raise WrongAnswer(f"the family of {unknown[0]!r} is {family_of[unknown[0]]!r}; write 'optimisation', 'model' "
+                          f"or 'metric' for every method")
+    wrong = [m for m in FAMILY_OF if _family(family_of[m]) != FAMILY_OF[m]]
     if wrong:
         m = wrong[0]
         hint = ""
-        if m in ("MAML", "first-order MAML", "Reptile") and _family(answer[m]) == "model":
-            hint = (" (the source text files 'learning the initial parameters' under model-based; the common "
-                    "taxonomy of Hospedales et al. 2021 calls it optimisation-based)")
+        if FAMILY_OF[m] == "optimisation" and _family(family_of[m]) == "model":
+            hint = (" (the source text files 'learning the initial parameters' under model-based; the usual "
+                    "three-way taxonomy, as described by Hospedales et al. 2021, §3.1, calls it optimisation-based)")
+        elif m == "neural process" and _family(family_of[m]) != "model":
+            hint = (" (a neural process encodes the support set into a representation and predicts the query "
+                    "in one forward pass: a black box)")
         raise WrongAnswer(
             f"{len(wrong)} of {len(FAMILY_OF)} misplaced, e.g. {m!r} is {FAMILY_OF[m]}-based, not "
-            f"{_family(answer[m])}-based: {_FAMILY_WHY[FAMILY_OF[m]]}{hint}."
+            f"{_family(family_of[m])}-based: {_FAMILY_WHY[FAMILY_OF[m]]}{hint}."
         )
-    return (f"All {len(FAMILY_OF)} methods are on the right branch of the map.")
+    return f"All {len(FAMILY_OF)} methods are on the right branch of the map."
 
 
 def _mlp_parameter_count(widths) -> int:
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    """The number of weights and biases of ``nn.Linear`` layers with these widths, counted by PyTorch."""
+    from torch import nn
+
+    return sum(p.numel() for a, b in zip(widths[:-1], widths[1:]) for p in nn.Linear(a, b).parameters())
 
 
 @checker("Exercise 3: count the parameters")
-def check_parameter_count(count_mlp_parameters) -> None:
-    """Lesson 01: ``count_mlp_parameters(widths) -> int`` for a fully connected net with biases.
+def check_parameter_count(count_mlp_parameters) -> str:
+    """``count_mlp_parameters(widths) -> int`` for a fully connected net with biases.
+
+    Compared with PyTorch's own count of ``nn.Linear`` layers on five width lists. A skeleton
+    that returns None is reported as not attempted; the usual slips (weights only, a bias for
+    every unit, biases for the inputs of a layer instead of its outputs, a number that does not
+    depend on ``widths``) are named.
 
     >>> check_parameter_count(lambda w: sum(a * b + b for a, b in zip(w[:-1], w[1:])))
     ✓ Exercise 3: count the parameters: Right: a 1-40-40-1 net has 1761 parameters, 352 per support point when K = 5.
+    >>> check_parameter_count(lambda w: None)
+    … Exercise 3: count the parameters: not attempted. count_mlp_parameters([1, 40, 40, 1]) returned None: fill in the skeleton (or, if you did, end it with a return statement)
     """
-    from torch import nn
-
     cases = [[1, 40, 40, 1], [1, 40, 1], [3, 5, 2], [2, 1], [1, 100, 100, 100, 1]]
+    first = cases[0]
     for widths in cases:
         got = count_mlp_parameters(list(widths))
+        if widths is first:
+            got = require_answer(got, f"count_mlp_parameters({widths})")
+        expect(got is not None, f"count_mlp_parameters({widths}) returned None; it must return a number for every width list")
         want = _mlp_parameter_count(widths)
-        layers = [nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
-        if not (want == sum(p.numel() for layer in layers for p in layer.parameters())):
-            raise WrongAnswer("wrong")
-        if not (got is not None):
-            raise WrongAnswer("count_mlp_parameters returned None: replace the placeholder with your code")
-        if got != want:
-            weights_only = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-            hint = ""
-            if got == weights_only:
-                hint = " That is the number of weights alone: each layer also has one bias per output unit."
-            elif got == weights_only + sum(widths):
-                hint = " You gave the input units biases too: only the units a layer computes (its outputs) have one."
-            raise WrongAnswer(f"for widths {widths} you return {got}, the net has {want} parameters.{hint}")
-    n = _mlp_parameter_count([1, 40, 40, 1])
-    return (f"Right: a 1-40-40-1 net has {n} parameters, {n // 5} per support point when K = 5.")
+        try:
+            right = got == want
+            right = bool(right)
+        except (TypeError, RuntimeError, ValueError):
+            raise WrongAnswer(f"count_mlp_parameters({widths}) returned {got!r}; return one whole number") from None
+        if right:
+            continue
+        weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        hint = ""
+        if got == weights:
+            hint = " That is the number of weights alone: each layer also has one bias per output unit."
+        elif got == weights + sum(widths):
+            hint = " You gave every unit a bias, the inputs too: only the units a layer computes (its outputs) have one."
+        elif got == weights + sum(widths[:-1]):
+            hint = " You counted one bias per *input* of each layer: a bias belongs to each output unit."
+        elif widths is not first and got == _mlp_parameter_count(first):
+            hint = f" That is the count for {first}: the answer must depend on widths."
+        raise WrongAnswer(f"for widths {widths} you return {got}, the net has {want} parameters.{hint}")
+    n = _mlp_parameter_count(first)
+    return f"Right: a 1-40-40-1 net has {n} parameters, {n // 5} per support point when K = 5."
 
 
 #: Lesson 01's "which set is which" puzzle: set B is the support set.
 ROLES_PUZZLE = {"n_way": 4, "k_shot": 3, "n_query": 2, "support": "B", "seed": 11}
+_ROLE_KEYS = ("support", "n_way", "k_shot", "n_query")
 
 
 def roles_puzzle(classes: torch.Tensor) -> dict:
@@ -238,30 +272,50 @@ def roles_puzzle(classes: torch.Tensor) -> dict:
 
 
 @checker("Exercise 1: which set is the support set?")
-def check_episode_roles(answer: dict) -> None:
-    """Lesson 01: ``answer = {"support": "A" or "B", "n_way": int, "k_shot": int, "n_query": int}``.
+def check_episode_roles(episode_roles: dict) -> str:
+    """``episode_roles = {"support": "A" or "B", "n_way": int, "k_shot": int, "n_query": int}``.
+
+    The untouched skeleton (every entry None) is reported as not attempted. Typical slips are
+    named: the query set taken for the support set, ``k_shot`` or ``n_query`` counted over the
+    whole set instead of per class, the two swapped, ``n_way`` counted as images.
 
     >>> check_episode_roles({"support": "B", "n_way": 4, "k_shot": 3, "n_query": 2})
     ✓ Exercise 1: which set is the support set?: Right: set B is the support set of a 4-way 3-shot episode with 2 queries per class.
+    >>> check_episode_roles(dict.fromkeys(["support", "n_way", "k_shot", "n_query"]))
+    … Exercise 1: which set is the support set?: not attempted. every entry of episode_roles is still None: fill it in
     """
     p = ROLES_PUZZLE
-    if not (isinstance(answer, dict)):
-        raise WrongAnswer(f"answer must be a dict, got {type(answer).__name__}")
-    for key in ("support", "n_way", "k_shot", "n_query"):
-        if not (answer.get(key) is not None):
-            raise WrongAnswer(f"answer[{key!r}] is missing: fill it in")
-    support = str(answer["support"]).strip().upper()
-    if not (support == p["support"]):
-        raise WrongAnswer(f"set {support} is not the support set: the support set is the one whose labels the learner is given "
-            f"(it adapts on it); the query set's labels are hidden and only used to score the adapted learner")
-    if not (answer["n_way"] == p["n_way"]):
-        raise WrongAnswer(f"n_way = {answer['n_way']} is not right: count the different labels in the support set")
-    if answer["k_shot"] != p["k_shot"]:
-        hint = " (that is the whole support set: k_shot counts examples per class)" if answer["k_shot"] == p["n_way"] * p["k_shot"] else ""
-        raise WrongAnswer(f"k_shot = {answer['k_shot']} is not right: how many support images per label?{hint}")
-    if answer["n_query"] != p["n_query"]:
+    if _untouched(episode_roles, _ROLE_KEYS):
+        require_answer(None, "every entry of episode_roles")
+    expect(isinstance(episode_roles, dict), f"episode_roles must be a dict, got {type(episode_roles).__name__}")
+    for key in _ROLE_KEYS:
+        expect(episode_roles.get(key) is not None, f"episode_roles[{key!r}] is missing: fill it in")
+    for key in _ROLE_KEYS[1:]:
+        value = episode_roles[key]
+        expect(isinstance(value, int) and not isinstance(value, bool),
+               f"episode_roles[{key!r}] must be a whole number (a count), got {value!r}")
+    support = str(episode_roles["support"]).strip().upper().removeprefix("SET").strip()
+    expect(support in ("A", "B"), f"episode_roles['support'] must be 'A' or 'B', got {episode_roles['support']!r}")
+    expect(support == p["support"],
+           f"set {support} is not the support set: the support set is the one whose labels the learner is given "
+           f"(it adapts on it); the query set's labels are hidden and only used to score the adapted learner")
+    n_way, k_shot, n_query = (episode_roles[k] for k in _ROLE_KEYS[1:])
+    if n_way != p["n_way"]:
+        hint = ""
+        if n_way == p["n_way"] * p["k_shot"]:
+            hint = " (that is the number of support images: n_way counts the different labels)"
+        elif n_way == p["n_way"] * p["n_query"]:
+            hint = " (that is the number of query images: n_way counts the different labels)"
+        raise WrongAnswer(f"n_way = {n_way} is not right: count the different labels in the support set{hint}")
+    if (k_shot, n_query) == (p["n_query"], p["k_shot"]):
+        raise WrongAnswer(f"k_shot and n_query are swapped: k_shot counts the support images per class "
+                          f"({p['k_shot']}), n_query the query images per class ({p['n_query']})")
+    if k_shot != p["k_shot"]:
+        hint = " (that is the whole support set: k_shot counts examples per class)" if k_shot == p["n_way"] * p["k_shot"] else ""
+        raise WrongAnswer(f"k_shot = {k_shot} is not right: how many support images per label?{hint}")
+    if n_query != p["n_query"]:
         hint = (" (that is the whole query set: n_query counts images per class, so divide by n_way)"
-                if answer["n_query"] == p["n_way"] * p["n_query"] else "")
-        raise WrongAnswer(f"n_query = {answer['n_query']} is not right{hint}")
+                if n_query == p["n_way"] * p["n_query"] else "")
+        raise WrongAnswer(f"n_query = {n_query} is not right: how many query images per class?{hint}")
     return (f"Right: set B is the support set of a {p['n_way']}-way {p['k_shot']}-shot episode "
-          f"with {p['n_query']} queries per class.")
+            f"with {p['n_query']} queries per class.")

@@ -3,7 +3,8 @@
 Each exercise is four cells (CONTRIBUTING.md): skeleton, ``lesson.check_x(answer)``, the solution
 (tag ``solution``) defining ``answer_solution``. :func:`exercise` finds them by the checker's name;
 :func:`run_skeleton` and :func:`run_solution` execute the lesson's setup cell and then the
-skeleton or the solution (without its check line), and return the answer they define.
+skeleton or the solution (without its check line, and without any other bare expression such as a
+print or a figure that needs the lesson's data), and return the answer they define.
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ def run_skeleton(slug: str, checker_name: str):
     return _run(ex.setup, ex.skeleton)[ex.answer]
 
 
+def definitions(source: str) -> str:
+    """``source`` without its bare expressions: the check line, and any print or figure that needs the lesson's data."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not isinstance(node, ast.Expr)]
+    return ast.unparse(tree)
+
+
 def run_solution(slug: str, checker_name: str):
-    """The lesson's solution (its cell without the check line), executed after the setup cell."""
+    """The lesson's solution (its cell without the check line and other bare expressions), executed after the setup cell."""
     ex = exercise(slug, checker_name)
-    return _run(ex.setup, CHECK_LINE.sub("", ex.solution))[ex.answer + "_solution"]
+    return _run(ex.setup, definitions(ex.solution))[ex.answer + "_solution"]

@@ -1,68 +1,141 @@
-"""Lesson 03's exercise checkers: right answers pass, typical wrong answers fail with a helpful message."""
+"""Lesson 03's exercises: the skeletons are "not attempted", the solutions pass, typical wrong answers are named.
+
+The skeletons and solutions are read from ``notebooks/03_maml_math.md`` itself.
+"""
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch.func import functional_call
 
 from metalearn_lab.autodiff import hessian_vector_product
+from metalearn_lab.exercises import NOT_ATTEMPTED, PASSED, WRONG, WrongAnswer, checkers_of
 from metalearn_lab.lessons import maml_math as lesson
 from metalearn_lab.maml import adapt, meta_gradient
 
-# --- check_hessian_vector_product ---
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _exercise_cells as cells  # noqa: E402
+
+SLUG = "maml_math"
+CHECKERS = ["check_hessian_vector_product", "check_meta_gradient"]
+
+
+def rejected(check, answer, message):
+    """``answer`` is wrong, with a diagnosis matching the regular expression ``message``."""
+    result = check.run(answer)
+    assert result.status == WRONG, result
+    assert re.search(message, result.message), result.message
+    return result
+
+
+def test_checkers_are_the_lessons_two_exercises():
+    assert sorted(c.name for c in checkers_of(lesson)) == sorted(CHECKERS)
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_untouched_skeleton_is_not_attempted(name, capsys):
+    check = getattr(lesson, name)
+    skeleton = cells.run_skeleton(SLUG, name)
+    result = check.run(skeleton)
+    assert result.status == NOT_ATTEMPTED, result
+    assert skeleton.__name__ in result.message  # names the student's function
+    check(skeleton)  # prints, does not raise: Run All goes on
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_later_cells_never_use_the_students_answer(name):
+    assert cells.later_uses_of_answer(SLUG, name) == [], "later cells must use the library, not the student's answer"
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_solution_passes(name, capsys):
+    check = getattr(lesson, name)
+    solution = cells.run_solution(SLUG, name)
+    assert check.run(solution).status == PASSED, check.run(solution)
+    check(solution)
+    assert capsys.readouterr().out.startswith("✓")
+
+
+# --- Exercise 1: a Hessian-vector product ---
 
 def hvp_double_backward(f, params, v):
-    loss = f(params)
-    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    grads = torch.autograd.grad(f(params), list(params.values()), create_graph=True)
     dot = sum((g * v[k]).sum() for g, k in zip(grads, params))
     return dict(zip(params, torch.autograd.grad(dot, list(params.values()))))
 
 
-def test_hvp_right_answers_pass(capsys):
-    lesson.check_hessian_vector_product(hvp_double_backward)
-    lesson.check_hessian_vector_product(hessian_vector_product)
-    assert "✓" in capsys.readouterr().out
+def test_hvp_library_and_a_list_in_parameter_order_pass():
+    assert lesson.check_hessian_vector_product.run(hessian_vector_product).status == PASSED
+    as_list = lambda f, params, v: list(hvp_double_backward(f, params, v).values())
+    assert lesson.check_hessian_vector_product.run(as_list).status == PASSED
 
 
-def test_hvp_placeholder():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_hessian_vector_product(lambda f, params, v: None)
+def forgot_create_graph(f, params, v):
+    grads = torch.autograd.grad(f(params), list(params.values()))
+    dot = sum((g * v[k]).sum() for g, k in zip(grads, params))
+    return dict(zip(params, torch.autograd.grad(dot, list(params.values()))))
 
 
-def test_hvp_forgot_create_graph():
-    def wrong(f, params, v):
-        grads = torch.autograd.grad(f(params), list(params.values()))
-        dot = sum((g * v[k]).sum() for g, k in zip(grads, params))
-        return dict(zip(params, torch.autograd.grad(dot, list(params.values()))))
-
-    with pytest.raises(AssertionError, match="create_graph=True"):
-        lesson.check_hessian_vector_product(wrong)
+def differentiates_with_respect_to_v(f, params, v):
+    grads = torch.autograd.grad(f(params), list(params.values()), create_graph=True)
+    dot = sum((g * v[k]).sum() for g, k in zip(grads, params))
+    return dict(zip(params, torch.autograd.grad(dot, list(v.values()))))
 
 
-def test_hvp_returns_gradient():
-    def wrong(f, params, v):
-        return dict(zip(params, torch.autograd.grad(f(params), list(params.values()))))
-
-    with pytest.raises(AssertionError, match="returned the gradient"):
-        lesson.check_hessian_vector_product(wrong)
+def gradient_only(f, params, v):
+    return dict(zip(params, torch.autograd.grad(f(params), list(params.values()))))
 
 
-def test_hvp_wrong_sign():
-    def wrong(f, params, v):
-        return {k: -t for k, t in hvp_double_backward(f, params, v).items()}
-
-    with pytest.raises(AssertionError, match="wrong sign"):
-        lesson.check_hessian_vector_product(wrong)
+def gradient_times_v(f, params, v):
+    return {k: g * v[k] for k, g in gradient_only(f, params, v).items()}
 
 
-def test_hvp_returns_list_is_accepted_but_wrong_type_is_not():
-    lesson.check_hessian_vector_product(lambda f, params, v: list(hvp_double_backward(f, params, v).values()))
-    with pytest.raises(AssertionError, match="dict name -> tensor"):
-        lesson.check_hessian_vector_product(lambda f, params, v: 3.0)
+def dot_product_only(f, params, v):
+    grads = torch.autograd.grad(f(params), list(params.values()))
+    return sum((g * v[k]).sum() for g, k in zip(grads, params))
 
 
-# --- check_meta_gradient ---
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (forgot_create_graph, "create_graph=True"),
+        (differentiates_with_respect_to_v, "with respect to the parameters .*not v"),
+        (gradient_only, "returned the gradient ∇f"),
+        (lambda f, params, v: dict(v), "returned v itself"),
+        (gradient_times_v, "element by element"),
+        (dot_product_only, "one tensor of shape \\(\\).*scalar"),
+        (lambda f, params, v: {k: -t for k, t in hvp_double_backward(f, params, v).items()}, "wrong sign"),
+        (lambda f, params, v: {k: 2 * t for k, t in hvp_double_backward(f, params, v).items()}, "twice too large"),
+        (lambda f, params, v: {k: t / 2 for k, t in hvp_double_backward(f, params, v).items()}, "half as large"),
+        (lambda f, params, v: {k: t + 1 for k, t in hvp_double_backward(f, params, v).items()}, "relative error"),
+        (lambda f, params, v: {k: t.flatten() for k, t in hvp_double_backward(f, params, v).items()}, "shape of the parameter"),
+        (lambda f, params, v: {"w": torch.zeros(3)}, "missing|relative error"),
+        (lambda f, params, v: 3.0, "dict name -> tensor"),
+    ],
+)
+def test_hvp_wrong(wrong, message):
+    rejected(lesson.check_hessian_vector_product, wrong, message)
+
+
+def test_hvp_none_on_the_second_case_is_wrong_not_unattempted():
+    def quadratic_only(f, params, v):
+        return hvp_double_backward(f, params, v) if list(params) == ["w"] else None
+
+    rejected(lesson.check_hessian_vector_product, quadratic_only, "returned None")
+
+
+def test_hvp_wrong_raises_for_the_student():
+    with pytest.raises(WrongAnswer, match="returned the gradient"):
+        lesson.check_hessian_vector_product(gradient_only)
+
+
+# --- Exercise 2: fix the source text's MAML code ---
 
 def fixed(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr):
     params = dict(model.named_parameters())
@@ -75,7 +148,19 @@ def fixed(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, i
     return dict(zip(params, torch.autograd.grad(query_loss, list(params.values()))))
 
 
-def buggy(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr):
+def test_meta_gradient_with_the_library_passes():
+    def with_library(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
+        params = dict(model.named_parameters())
+        adapted = adapt(model, params, xs, ys, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr)
+        loss = loss_fn(functional_call(model, adapted, (xq,)), yq)
+        return torch.autograd.grad(loss, list(params.values()))  # a tuple in parameter order is accepted
+
+    assert lesson.check_meta_gradient.run(fixed).status == PASSED
+    assert lesson.check_meta_gradient.run(with_library).status == PASSED
+
+
+def the_source_texts_code(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, inner_lr):
+    """The buggy function of the lesson (the source text's MAML step in PyTorch)."""
     inner_optimizer = torch.optim.SGD(model.parameters(), lr=inner_lr)
     for _ in range(inner_steps):
         inner_optimizer.zero_grad()
@@ -85,57 +170,59 @@ def buggy(model, x_support, y_support, x_query, y_query, loss_fn, inner_steps, i
     return dict(zip([k for k, _ in model.named_parameters()], torch.autograd.grad(query_loss, list(model.parameters()))))
 
 
-def test_meta_gradient_right_answers_pass(capsys):
-    lesson.check_meta_gradient(fixed)
-
-    def with_library(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
-        params = dict(model.named_parameters())
-        adapted = adapt(model, params, xs, ys, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr)
-        loss = loss_fn(functional_call(model, adapted, (xq,)), yq)
-        return torch.autograd.grad(loss, list(params.values()))  # a tuple in parameter order is accepted
-
-    lesson.check_meta_gradient(with_library)
-    assert "✓" in capsys.readouterr().out
+def the_buggy_code_with_weights_restored(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
+    saved = {k: p.detach().clone() for k, p in model.named_parameters()}
+    grads = the_source_texts_code(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr)
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(saved[k])
+    return grads
 
 
-def test_meta_gradient_placeholder():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_meta_gradient(lambda *args: None)
+def first_order(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
+    params = dict(model.named_parameters())
+    adapted = adapt(model, params, xs, ys, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)
+    loss = loss_fn(functional_call(model, adapted, (xq,)), yq)
+    return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
 
 
-def test_meta_gradient_buggy_source_code_is_caught():
-    with pytest.raises(AssertionError, match="changed the model's own weights in place"):
-        lesson.check_meta_gradient(buggy)
+def adapted_weights(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
+    params = dict(model.named_parameters())
+    return {k: t.detach() for k, t in adapt(model, params, xs, ys, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr).items()}
 
 
-def test_meta_gradient_first_order_is_caught():
-    def first_order(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
-        params = dict(model.named_parameters())
-        adapted = adapt(model, params, xs, ys, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)
-        loss = loss_fn(functional_call(model, adapted, (xq,)), yq)
-        return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (the_source_texts_code, "changed the model's own weights in place"),
+        (the_buggy_code_with_weights_restored, "first-order gradient"),
+        (first_order, "first-order gradient"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xs, ys, xq, yq, loss_fn, k - 1, lr),
+         "took 0 step.*query loss at θ itself"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xs, ys, xq, yq, loss_fn, 1, lr), "inner_steps=3 your inner loop took 1 step"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xs, ys, xq, yq, loss_fn, k + 1, lr), "took 2 step.*exactly inner_steps"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xq, yq, xs, ys, loss_fn, k, lr), "adapt on the query set"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xs, ys, xq, yq, loss_fn, k, -lr), "goes uphill"),
+        (adapted_weights, "adapted weights θ'"),
+        (lambda m, xs, ys, xq, yq, loss_fn, k, lr: fixed(m, xs, ys, xq, yq, loss_fn, k, 3 * lr), "relative error"),
+    ],
+)
+def test_meta_gradient_wrong(wrong, message):
+    rejected(lesson.check_meta_gradient, wrong, message)
 
-    with pytest.raises(AssertionError, match="first-order gradient"):
-        lesson.check_meta_gradient(first_order)
 
-
-def test_meta_gradient_one_step_too_few():
-    def short(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
-        return fixed(model, xs, ys, xq, yq, loss_fn, inner_steps - 1, inner_lr)
-
-    with pytest.raises(AssertionError, match="took 0 step"):
-        lesson.check_meta_gradient(short)
-
-
-def test_meta_gradient_wrong_point():
-    def query_at_theta(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
-        params = dict(model.named_parameters())
+def test_meta_gradient_of_the_library_batch_api_is_checked_like_any_answer():
+    def library(model, xs, ys, xq, yq, loss_fn, inner_steps, inner_lr):
         batch = (xs[None], ys[None], xq[None], yq[None])
-        g = meta_gradient(model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr * 3)
-        return g
+        return meta_gradient(model, dict(model.named_parameters()), batch, loss_fn, inner_steps=inner_steps,
+                             inner_lr=inner_lr)
 
-    with pytest.raises(AssertionError, match="relative error"):
-        lesson.check_meta_gradient(query_at_theta)
+    assert lesson.check_meta_gradient.run(library).status == PASSED
+
+
+def test_meta_gradient_wrong_raises_for_the_student():
+    with pytest.raises(WrongAnswer, match="in place"):
+        lesson.check_meta_gradient(the_source_texts_code)
 
 
 # --- the Try-it: first-order gap for linear regression ---

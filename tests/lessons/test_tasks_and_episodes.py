@@ -1,17 +1,68 @@
-"""Lesson 02's exercise checkers: right answers pass, typical wrong answers fail with a useful message."""
+"""Lesson 02's exercises: the skeletons are "not attempted", the solutions pass, typical wrong answers are named.
+
+The skeletons and solutions are read from ``notebooks/02_tasks_and_episodes.md`` itself.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import scipy.stats
 import torch
 
+from metalearn_lab.exercises import NOT_ATTEMPTED, PASSED, WRONG, WrongAnswer, checkers_of
 from metalearn_lab.lessons import tasks_and_episodes as lesson
 from metalearn_lab.metrics import mean_confidence_interval
 from metalearn_lab.samplers import EpisodeSampler
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _exercise_cells as cells  # noqa: E402
+
+SLUG = "tasks_and_episodes"
+CHECKERS = ["check_episode_sampler", "check_ci95"]
+
+
+def rejected(check, answer, message):
+    """``answer`` is wrong, with a diagnosis matching the regular expression ``message``."""
+    result = check.run(answer)
+    assert result.status == WRONG, result
+    assert re.search(message, result.message), result.message
+    return result
+
+
+def test_checkers_are_the_lessons_two_exercises():
+    assert sorted(c.name for c in checkers_of(lesson)) == sorted(CHECKERS)
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_untouched_skeleton_is_not_attempted(name, capsys):
+    check = getattr(lesson, name)
+    skeleton = cells.run_skeleton(SLUG, name)
+    assert check.run(skeleton).status == NOT_ATTEMPTED
+    check(skeleton)  # prints, does not raise: Run All goes on
+    assert "not attempted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_later_cells_never_use_the_students_answer(name):
+    assert cells.later_uses_of_answer(SLUG, name) == [], "later cells must use the library, not the student's answer"
+
+
+@pytest.mark.parametrize("name", CHECKERS)
+def test_solution_passes(name, capsys):
+    check = getattr(lesson, name)
+    solution = cells.run_solution(SLUG, name)
+    assert check.run(solution).status == PASSED, check.run(solution)
+    check(solution)
+    assert capsys.readouterr().out.startswith("✓")
+
+
+# --- Exercise 1: an episode sampler ---
 
 def right_sampler(classes, n_way, k_shot, n_query, generator):
     chosen = torch.randperm(classes.shape[0], generator=generator)[:n_way]
@@ -29,93 +80,135 @@ def library_sampler(classes, n_way, k_shot, n_query, generator):
     return tuple(t[0] for t in episode.as_tuple())
 
 
-@pytest.mark.parametrize("sampler", [right_sampler, library_sampler])
-def test_sampler_right(sampler, capsys):
-    lesson.check_episode_sampler(sampler)
-    assert "passes every check" in capsys.readouterr().out
+def test_the_library_sampler_passes():
+    assert lesson.check_episode_sampler.run(library_sampler).status == PASSED
 
 
-def test_sampler_placeholder():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_episode_sampler(lambda *args: None)
+def class_ids_as_labels(classes, n_way, k_shot, n_query, generator):
+    xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
+    return xs, xs[:, 0, 0, 0].long(), xq, xq[:, 0, 0, 0].long()  # the dataset's class numbers instead of 0..N-1
 
 
-def test_sampler_dataset_class_ids_as_labels():
-    def wrong(classes, n_way, k_shot, n_query, generator):
-        xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
-        class_ids = xs[:, 0, 0, 0].long()  # the dataset's class numbers instead of 0..N-1
-        return xs, class_ids, xq, xq[:, 0, 0, 0].long()
-
-    with pytest.raises(AssertionError, match="labels must be 0"):
-        lesson.check_episode_sampler(wrong)
-
-
-def test_sampler_overlap_between_support_and_query():
-    def wrong(classes, n_way, k_shot, n_query, generator):
-        chosen = torch.randperm(classes.shape[0], generator=generator)[:n_way]
-        support, query = [], []
-        for c in chosen:  # support and query drawn separately: the same image can land in both
-            support.append(classes[c, torch.randperm(classes.shape[1], generator=generator)[:k_shot]])
-            query.append(classes[c, torch.randperm(classes.shape[1], generator=generator)[:n_query]])
-        labels = torch.arange(n_way)
-        return torch.cat(support), labels.repeat_interleave(k_shot), torch.cat(query), labels.repeat_interleave(n_query)
-
-    with pytest.raises(AssertionError, match="appears twice"):
-        lesson.check_episode_sampler(wrong)
+def support_and_query_drawn_separately(classes, n_way, k_shot, n_query, generator):
+    chosen = torch.randperm(classes.shape[0], generator=generator)[:n_way]
+    support, query = [], []
+    for c in chosen:  # the same image can land in both sets
+        support.append(classes[c, torch.randperm(classes.shape[1], generator=generator)[:k_shot]])
+        query.append(classes[c, torch.randperm(classes.shape[1], generator=generator)[:n_query]])
+    labels = torch.arange(n_way)
+    return torch.cat(support), labels.repeat_interleave(k_shot), torch.cat(query), labels.repeat_interleave(n_query)
 
 
-def test_sampler_global_random_state():
-    def wrong(classes, n_way, k_shot, n_query, generator):
-        return right_sampler(classes, n_way, k_shot, n_query, None)
-
-    with pytest.raises(AssertionError, match="same seed gave two different episodes"):
-        lesson.check_episode_sampler(wrong)
-
-
-def test_sampler_always_first_classes():
-    def wrong(classes, n_way, k_shot, n_query, generator):
-        return right_sampler(classes[:n_way], n_way, k_shot, n_query, generator)
-
-    with pytest.raises(AssertionError, match="choose the classes at random"):
-        lesson.check_episode_sampler(wrong)
-
-
-def test_sampler_batch_dimension_kept():
-    with pytest.raises(AssertionError, match="no batch dimension"):
-        lesson.check_episode_sampler(
-            lambda c, n, k, q, g: EpisodeSampler(c, n, k, q).sample(1, generator=g).as_tuple()
-        )
+def classes_with_replacement(classes, n_way, k_shot, n_query, generator):
+    if n_way == 1:
+        return right_sampler(classes, n_way, k_shot, n_query, generator)
+    chosen = torch.zeros(n_way, dtype=torch.long)  # the same class for every label
+    support, query = [], []
+    examples = torch.randperm(classes.shape[1], generator=generator)
+    per_class = k_shot + n_query
+    for i, c in enumerate(chosen):
+        order = examples[(i * per_class) % 20:][:per_class]
+        if len(order) < per_class:
+            order = torch.randperm(classes.shape[1], generator=generator)[:per_class]
+        support.append(classes[c, order[:k_shot]])
+        query.append(classes[c, order[k_shot:]])
+    labels = torch.arange(n_way)
+    return torch.cat(support), labels.repeat_interleave(k_shot), torch.cat(query), labels.repeat_interleave(n_query)
 
 
-def test_sampler_mixed_up_labels():
-    def wrong(classes, n_way, k_shot, n_query, generator):
-        xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
-        return xs, ys, xq, yq.flip(0)  # query labels no longer match their images
-
-    with pytest.raises(AssertionError, match="two different classes"):
-        lesson.check_episode_sampler(wrong)
+def first_classes_always(classes, n_way, k_shot, n_query, generator):
+    return right_sampler(classes[:n_way], n_way, k_shot, n_query, generator)
 
 
-def test_ci95_right(capsys):
-    lesson.check_ci95(mean_confidence_interval)
-    assert "Right" in capsys.readouterr().out
+def first_examples_always(classes, n_way, k_shot, n_query, generator):
+    chosen = torch.randperm(classes.shape[0], generator=generator)[:n_way]
+    labels = torch.arange(n_way)
+    return (classes[chosen, :k_shot].flatten(0, 1), labels.repeat_interleave(k_shot),
+            classes[chosen, k_shot:k_shot + n_query].flatten(0, 1), labels.repeat_interleave(n_query))
 
 
-def _t(values):
-    return scipy.stats.t.ppf(0.975, len(values) - 1)
+def query_labels_shuffled(classes, n_way, k_shot, n_query, generator):
+    xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
+    return xs, ys, xq, yq.flip(0)  # query labels no longer match their images
+
+
+def query_first(classes, n_way, k_shot, n_query, generator):
+    xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
+    return xq, yq, xs, ys
+
+
+def float_labels(classes, n_way, k_shot, n_query, generator):
+    xs, ys, xq, yq = right_sampler(classes, n_way, k_shot, n_query, generator)
+    return xs, ys.float(), xq, yq.float()
 
 
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda v: (float(v.mean()), 1.96 * float(v.std()) / math.sqrt(len(v))), "normal approximation"),
-        (lambda v: (float(v.mean()), _t(v) * float(v.std(unbiased=False)) / math.sqrt(len(v))), "population standard deviation"),
-        (lambda v: (float(v.mean()), _t(v) * float(v.std()) / len(v)), "divides by √n"),
-        (lambda v: (float(v.mean()), float(v.std()) / math.sqrt(len(v))), "without the factor t"),
-        (lambda v: (float(v.mean()), _t(v) * float(v.std())), "spread of single tasks"),
-        (lambda v: None, "returned None"),
+        (class_ids_as_labels, "labels must be 0"),
+        (support_and_query_drawn_separately, "appears twice"),
+        (classes_with_replacement, "two labels share one class"),
+        (lambda c, n, k, q, g: right_sampler(c, n, k, q, None), "same seed gave two different episodes"),
+        (first_classes_always, "choose the classes at random"),
+        (first_examples_always, "choose the examples at random"),
+        (lambda c, n, k, q, g: EpisodeSampler(c, n, k, q).sample(1, generator=g).as_tuple(), "no batch dimension"),
+        (query_labels_shuffled, "two different classes"),
+        (query_first, "support and query swapped"),
+        (float_labels, "integer labels"),
+        (lambda c, n, k, q, g: right_sampler(c, n, k, q, g)[:2], "tuple .* of length 2"),
+        (lambda c, n, k, q, g: None if n == 12 else right_sampler(c, n, k, q, g), "returned None for n_way=12"),
+    ],
+)
+def test_sampler_wrong(wrong, message):
+    rejected(lesson.check_episode_sampler, wrong, message)
+
+
+def test_sampler_wrong_raises_for_the_student():
+    with pytest.raises(WrongAnswer, match="labels must be 0"):
+        lesson.check_episode_sampler(class_ids_as_labels)
+
+
+def test_sampler_error_in_the_students_code_propagates():
+    def broken(classes, n_way, k_shot, n_query, generator):
+        return classes[n_way + 100]
+
+    with pytest.raises(IndexError):
+        lesson.check_episode_sampler(broken)
+    assert lesson.check_episode_sampler.run(broken).status == "error"
+
+
+# --- Exercise 2: a 95% interval by hand ---
+
+def _t(values, q=0.975, dof=None):
+    return scipy.stats.t.ppf(q, len(values) - 1 if dof is None else dof)
+
+
+def _std(values, ddof=1):
+    return float(np.std(np.asarray(values), ddof=ddof))
+
+
+def test_ci95_library_passes():
+    assert lesson.check_ci95.run(mean_confidence_interval).status == PASSED
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda v: (float(v.mean()), 1.96 * _std(v) / math.sqrt(len(v))), "normal approximation"),
+        (lambda v: (float(v.mean()), _t(v, 0.95) * _std(v) / math.sqrt(len(v))), "0.95 quantile.*each tail"),
+        (lambda v: (float(v.mean()), _t(v, dof=len(v)) * _std(v) / math.sqrt(len(v))), "n degrees of freedom"),
+        (lambda v: (float(v.mean()), _t(v) * _std(v, ddof=0) / math.sqrt(len(v))), "population standard deviation"),
+        (lambda v: (float(v.mean()), _t(v) * _std(v) / len(v)), "divides by √n"),
+        (lambda v: (float(v.mean()), _std(v) / math.sqrt(len(v))), "without the factor t"),
+        (lambda v: (float(v.mean()), _t(v) * _std(v)), "spread of single tasks"),
+        (lambda v: (float(v.mean()), 2 * _t(v) * _std(v) / math.sqrt(len(v))), "whole interval"),
+        (lambda v: (float(v.mean()) - _t(v) * _std(v) / math.sqrt(len(v)),
+                    float(v.mean()) + _t(v) * _std(v) / math.sqrt(len(v))), "two ends"),
+        (lambda v: (100 * float(v.mean()), 100 * _t(v) * _std(v) / math.sqrt(len(v))), "percentage"),
+        (lambda v: (float(v.mean()), 0.123), "formula we do not recognise"),
+        (lambda v: float(v.mean()), r"return \(mean, half_width\)"),
+        (lambda v: ("mean", "half"), "two numbers"),
     ],
 )
 def test_ci95_wrong(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        lesson.check_ci95(wrong)
+    rejected(lesson.check_ci95, wrong, message)

@@ -1,83 +1,167 @@
-"""Lesson 01's exercise checkers: right answers pass, typical wrong answers fail with a useful message."""
+"""Lesson 01's exercises: the skeletons are "not attempted", the solutions pass, typical wrong answers are named.
+
+The skeletons and solutions are read from ``notebooks/01_why_meta_learning.md`` itself.
+"""
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from metalearn_lab.exercises import NOT_ATTEMPTED, PASSED, WRONG, WrongAnswer
 from metalearn_lab.lessons import why_meta_learning as lesson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _exercise_cells as cells  # noqa: E402
 
-def test_family_map_right(capsys):
-    answer = {m: f"{f}-based" for m, f in lesson.FAMILY_OF.items()}
-    answer["MAML"] = "Optimization-based"  # American spelling is fine
-    answer["SNAIL"] = "black-box"
-    lesson.check_family_map(answer)
-    assert "right branch" in capsys.readouterr().out
+SLUG = "why_meta_learning"
+CHECKERS = ["check_episode_roles", "check_family_map", "check_parameter_count"]
 
 
-def test_family_map_source_placement_of_maml_is_explained():
-    answer = dict(lesson.FAMILY_OF)
-    answer["MAML"] = "model"
-    with pytest.raises(AssertionError, match="Hospedales"):
-        lesson.check_family_map(answer)
+def rejected(check, answer, message):
+    """``answer`` is wrong, with a diagnosis matching the regular expression ``message``."""
+    result = check.run(answer)
+    assert result.status == WRONG, result
+    assert re.search(message, result.message), result.message
+    return result
 
 
-def test_family_map_missing_and_unknown():
-    with pytest.raises(AssertionError, match="no entry"):
-        lesson.check_family_map({"MAML": "optimisation"})
-    answer = {m: None for m in lesson.FAMILY_OF}
-    with pytest.raises(AssertionError, match="write 'optimisation', 'model' or 'metric'"):
-        lesson.check_family_map(answer)
+@pytest.mark.parametrize("name", CHECKERS)
+def test_untouched_skeleton_is_not_attempted(name, capsys):
+    check = getattr(lesson, name)
+    skeleton = cells.run_skeleton(SLUG, name)
+    result = check.run(skeleton)
+    assert result.status == NOT_ATTEMPTED, result
+    check(skeleton)  # prints, does not raise: Run All goes on
+    assert "not attempted" in capsys.readouterr().out
 
 
-def test_family_map_metric_mistake():
-    answer = dict(lesson.FAMILY_OF)
-    answer["ProtoNet"] = "model"
-    with pytest.raises(AssertionError, match="'ProtoNet' is metric-based.*embedding"):
-        lesson.check_family_map(answer)
+@pytest.mark.parametrize("name", CHECKERS)
+def test_later_cells_never_use_the_students_answer(name):
+    assert cells.later_uses_of_answer(SLUG, name) == [], "later cells must use the library, not the student's answer"
 
 
-def _count(widths):
-    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+@pytest.mark.parametrize("name", CHECKERS)
+def test_solution_passes(name, capsys):
+    check = getattr(lesson, name)
+    result = check.run(cells.run_solution(SLUG, name))
+    assert result.status == PASSED, result
+    check(cells.run_solution(SLUG, name))
+    assert capsys.readouterr().out.startswith("✓")
 
 
-def test_parameter_count_right(capsys):
-    lesson.check_parameter_count(_count)
-    assert "1761" in capsys.readouterr().out
+def test_checkers_are_the_lessons_three_exercises():
+    from metalearn_lab.exercises import checkers_of
+
+    assert sorted(c.name for c in checkers_of(lesson)) == sorted(CHECKERS)
 
 
-def test_parameter_count_without_biases():
-    with pytest.raises(AssertionError, match="weights alone"):
-        lesson.check_parameter_count(lambda w: sum(a * b for a, b in zip(w[:-1], w[1:])))
+# --- Exercise 1: which set is the support set? ---
+
+RIGHT_ROLES = {"support": "B", "n_way": 4, "k_shot": 3, "n_query": 2}
 
 
-def test_parameter_count_placeholder():
-    with pytest.raises(AssertionError, match="returned None"):
-        lesson.check_parameter_count(lambda w: None)
+def test_roles_spellings_accepted():
+    for support in ("b", " B ", "set B"):
+        assert lesson.check_episode_roles.run({**RIGHT_ROLES, "support": support}).status == PASSED
 
 
-def test_roles_puzzle_and_check(capsys):
-    classes = torch.rand(10, 20, 1, 4, 4)
-    puzzle = lesson.roles_puzzle(classes)
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"support": "A"}, "not the support set.*labels the learner is given"),
+        ({"n_way": 5}, "count the different labels"),
+        ({"n_way": 12}, "number of support images"),
+        ({"n_way": 8}, "number of query images"),
+        ({"k_shot": 12}, "whole support set.*per class"),
+        ({"n_query": 8}, "divide by n_way"),
+        ({"k_shot": 2, "n_query": 3}, "swapped"),
+        ({"k_shot": 1}, "how many support images per label"),
+        ({"support": None}, r"episode_roles\['support'\] is missing"),
+        ({"n_way": "4"}, "whole number"),
+        ({"support": "C"}, "'A' or 'B'"),
+    ],
+)
+def test_roles_wrong(change, message):
+    rejected(lesson.check_episode_roles, {**RIGHT_ROLES, **change}, message)
+
+
+def test_roles_wrong_raises_for_the_student():
+    with pytest.raises(WrongAnswer, match="not the support set"):
+        lesson.check_episode_roles({**RIGHT_ROLES, "support": "A"})
+
+
+def test_roles_puzzle_shows_the_query_set_unlabelled():
+    puzzle = lesson.roles_puzzle(torch.rand(10, 20, 1, 4, 4))
     p = lesson.ROLES_PUZZLE
     assert puzzle["A"][0].shape[0] == p["n_way"] * p["n_query"]
     assert puzzle["B"][0].shape[0] == p["n_way"] * p["k_shot"]
     assert set(puzzle["A"][1]) == {"?"}
-    lesson.check_episode_roles({"support": "b", "n_way": 4, "k_shot": 3, "n_query": 2})
-    assert "Right" in capsys.readouterr().out
+    assert len(set(puzzle["B"][1])) == p["n_way"]
+
+
+# --- Exercise 2: place the methods on the map ---
+
+def test_family_map_other_spellings_pass():
+    answer = {m: f"{f}-based" for m, f in lesson.FAMILY_OF.items()}
+    answer["MAML"] = "Optimization-based"  # American spelling
+    answer["SNAIL"] = "black-box"
+    answer["ProtoNet"] = "non-parametric"
+    assert lesson.check_family_map.run(answer).status == PASSED
 
 
 @pytest.mark.parametrize(
-    "answer, message",
+    "change, message",
     [
-        ({"support": "A", "n_way": 4, "k_shot": 3, "n_query": 2}, "not the support set"),
-        ({"support": "B", "n_way": 5, "k_shot": 3, "n_query": 2}, "count the different labels"),
-        ({"support": "B", "n_way": 4, "k_shot": 12, "n_query": 2}, "per class"),
-        ({"support": "B", "n_way": 4, "k_shot": 3, "n_query": 8}, "divide by n_way"),
-        ({"support": None, "n_way": 4, "k_shot": 3, "n_query": 2}, "missing"),
+        ({"MAML": "model"}, "'MAML' is optimisation-based.*source text.*Hospedales et al. 2021, §3.1"),
+        ({"Meta-SGD": "model"}, "'Meta-SGD' is optimisation-based"),
+        ({"ProtoNet": "model"}, "'ProtoNet' is metric-based.*embedding"),
+        ({"neural process": "metric"}, "'neural process' is model-based.*one forward pass"),
+        ({"SNAIL": "optimisation", "MANN": "metric"}, "2 of 10 misplaced"),
+        ({"Reptile": None}, "the family of 'Reptile' is None"),
+        ({"Reptile": "bayesian"}, "write 'optimisation', 'model' or 'metric'"),
     ],
 )
-def test_roles_wrong(answer, message):
-    with pytest.raises(AssertionError, match=message):
-        lesson.check_episode_roles(answer)
+def test_family_map_wrong(change, message):
+    rejected(lesson.check_family_map, {**lesson.FAMILY_OF, **change}, message)
+
+
+def test_family_map_missing_methods_and_wrong_type():
+    rejected(lesson.check_family_map, {"MAML": "optimisation"}, "no entry for")
+    rejected(lesson.check_family_map, [("MAML", "optimisation")], "must be a dict")
+
+
+# --- Exercise 3: count the parameters ---
+
+def _pairs(widths):
+    return list(zip(widths[:-1], widths[1:]))
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda w: sum(a * b for a, b in _pairs(w)), "weights alone"),
+        (lambda w: sum(a * b for a, b in _pairs(w)) + sum(w), "every unit a bias, the inputs too"),
+        (lambda w: sum(a * b + a for a, b in _pairs(w)), "one bias per \\*input\\*"),
+        (lambda w: 1761, "must depend on widths"),
+        (lambda w: sum(w), "the net has 1761 parameters"),
+        (lambda w: "1761", "return one whole number|the net has"),
+    ],
+)
+def test_parameter_count_wrong(wrong, message):
+    rejected(lesson.check_parameter_count, wrong, message)
+
+
+def test_parameter_count_none_after_the_first_width_list_is_wrong_not_unattempted():
+    def partly(widths):
+        return 1761 if widths == [1, 40, 40, 1] else None
+
+    rejected(lesson.check_parameter_count, partly, "returned None")
+
+
+def test_parameter_count_accepts_a_tensor_count():
+    assert lesson.check_parameter_count.run(lambda w: torch.tensor(sum(a * b + b for a, b in _pairs(w)))).status == PASSED
