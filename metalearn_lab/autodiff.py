@@ -14,6 +14,8 @@ from typing import Callable, Mapping
 import torch
 from torch.func import grad
 
+from metalearn_lab.validation import check_float
+
 Params = dict[str, torch.Tensor]
 
 
@@ -75,8 +77,7 @@ def finite_difference_gradient(
     >>> torch.allclose(g["w"], torch.tensor([3.0, 12.0], dtype=torch.float64))
     True
     """
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"eps must be a number > 0 (e.g. 1e-6 in float64), got {eps!r}")
+    eps = check_float("eps", eps, low=0, low_open=True)  # e.g. 1e-6 in float64
     base = {k: v.detach().clone() for k, v in params.items()}
     out: Params = {}
     with torch.no_grad():

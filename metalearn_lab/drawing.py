@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib import patches
 
+from metalearn_lab.validation import check_float, check_int
+
 
 def _as_numpy(values):
     """A tensor or array-like as a flat float NumPy array (detached, on the CPU)."""
@@ -70,7 +72,7 @@ def plot_sinusoid_fit(ax, x_grid, y_true, x_support, y_support, predictions=None
     return ax
 
 
-def show_images(images, titles=None, ncols=10, *, axes=None, cmap="gray_r", size=1.0,
+def show_images(images, titles=None, ncols: int = 10, *, axes=None, cmap="gray_r", size: float = 1.0,
                 suptitle=None, frame_colors=None):
     """Show a batch of images in a grid (ink = 1 is drawn dark on white).
 
@@ -103,6 +105,8 @@ def show_images(images, titles=None, ncols=10, *, axes=None, cmap="gray_r", size
     >>> len(fig.axes)
     8
     """
+    ncols = check_int("ncols", ncols, minimum=1)
+    size = check_float("size", size, low=0, low_open=True)
     images = torch.as_tensor(images).detach().cpu()
     if images.dim() == 4:
         images = images[:, 0]
@@ -112,7 +116,7 @@ def show_images(images, titles=None, ncols=10, *, axes=None, cmap="gray_r", size
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles has {len(titles)} entries for {n} images")
     if axes is None:
-        ncols = max(1, min(int(ncols), n))
+        ncols = max(1, min(ncols, n))
         nrows = max(1, math.ceil(n / ncols))
         fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15), squeeze=False)
     else:
@@ -144,7 +148,7 @@ def _np_flat(axes):
     return list(np.asarray(axes, dtype=object).flatten())
 
 
-def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
+def show_episode(episode, task: int = 0, *, max_per_class: int = 10, size: float = 0.7, suptitle=None):
     """Show one task of an episode: support images (left) and query images (right), one row per label.
 
     Parameters
@@ -175,6 +179,9 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
     >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
     ['label 0', 'label 1', 'label 2']
     """
+    task = check_int("task", task, minimum=0)
+    max_per_class = check_int("max_per_class", max_per_class, minimum=1)
+    size = check_float("size", size, low=0, low_open=True)
     parts = episode.as_tuple() if hasattr(episode, "as_tuple") else tuple(episode)
     if len(parts) != 4:
         raise ValueError("episode must be an Episode or a tuple (x_support, y_support, x_query, y_query)")
@@ -203,8 +210,13 @@ def show_episode(episode, task=0, *, max_per_class=10, size=0.7, suptitle=None):
     return fig
 
 
-def image_mosaic(rows, cols, pad=2, gap_value=0.12):
-    """Images ``rows[r][j]`` (each ``[1, H, W]`` or ``[H, W]``) tiled on a light-grey grid; returns (array, row centres)."""
+def image_mosaic(rows, cols: int, pad: int = 2, gap_value: float = 0.12):
+    """Images ``rows[r][j]`` (each ``[1, H, W]`` or ``[H, W]``) tiled on a light-grey grid; returns (array, row centres).
+
+    ``cols`` images per row at most, ``pad`` pixels between them, gaps of grey level ``gap_value`` in [0, 1].
+    """
+    cols, pad = check_int("cols", cols, minimum=1), check_int("pad", pad, minimum=0)
+    gap_value = check_float("gap_value", gap_value, low=0, high=1)
     first = next(img for row in rows for img in row)
     h, w = first.shape[-2:]
     mosaic = torch.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad), gap_value)
@@ -216,14 +228,21 @@ def image_mosaic(rows, cols, pad=2, gap_value=0.12):
     return mosaic.numpy(), centres
 
 
-def diagram_box(ax, xy, width, height, text, color, *, fontsize=9, weight="normal"):
+def diagram_box(ax, xy, width: float, height: float, text, color, *, fontsize: float = 9, weight="normal"):
+    """A rounded box of ``width`` × ``height`` (data units) at ``xy`` with centred text."""
+    width = check_float("width", width, low=0, low_open=True)
+    height = check_float("height", height, low=0, low_open=True)
+    fontsize = check_float("fontsize", fontsize, low=0, low_open=True)
     ax.add_patch(patches.FancyBboxPatch(xy, width, height, boxstyle="round,pad=0.02,rounding_size=0.03",
                                          fc=color, ec="0.3", lw=1))
     ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=fontsize,
             weight=weight, wrap=True)
 
 
-def diagram_arrow(ax, start, end, text=None, *, color="0.2", rad=0.0, fontsize=8, offset=(0, 0)):
+def diagram_arrow(ax, start, end, text=None, *, color="0.2", rad: float = 0.0, fontsize: float = 8, offset=(0, 0)):
+    """An arrow from ``start`` to ``end``, bent by ``rad`` (0: straight), with an optional label."""
+    rad = check_float("rad", rad)
+    fontsize = check_float("fontsize", fontsize, low=0, low_open=True)
     ax.annotate("", xy=end, xytext=start,
                 arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5, connectionstyle=f"arc3,rad={rad}"))
     if text:
@@ -231,8 +250,10 @@ def diagram_arrow(ax, start, end, text=None, *, color="0.2", rad=0.0, fontsize=8
                 ha="center", va="center", fontsize=fontsize, color=color)
 
 
-def diagram_axes(ax, figsize, height, width=10):
+def diagram_axes(ax, figsize, height: float, width: float = 10):
     """Axes for a box-and-arrow diagram: a ``width`` × ``height`` canvas with no frame or ticks."""
+    height = check_float("height", height, low=0, low_open=True)
+    width = check_float("width", width, low=0, low_open=True)
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     ax.set_xlim(0, width)
@@ -291,8 +312,9 @@ def draw_family_map(ax=None):
     return ax
 
 
-def plot_loss_curve(losses, *, smooth=20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):
+def plot_loss_curve(losses, *, smooth: int = 20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):
     """Plot a per-step loss (thin) and its running mean over ``smooth`` steps (thick). Returns the figure."""
+    smooth = check_int("smooth", smooth, minimum=1)
     import matplotlib.pyplot as plt
     import torch
 
@@ -351,7 +373,7 @@ def plot_mse_sweep(x_values, curves, *, xlabel, train_range=None, logx=False, lo
     return fig
 
 
-def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=None,
+def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance: float | None = None,
                           title="Fast adaptation: accuracy after k inner steps"):
     """Accuracy (mean ± 95% CI band) against the number of test-time inner steps, one line per model.
 
@@ -382,6 +404,7 @@ def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=Non
     """
     import numpy as np
 
+    chance = None if chance is None else check_float("chance", chance, low=0, high=1)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8))
     x = np.asarray(list(steps), dtype=float)

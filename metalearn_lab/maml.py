@@ -24,16 +24,31 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from metalearn_lab.autodiff import peak_saved_tensor_bytes
+from metalearn_lab.validation import check_float, check_int
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 InnerLR = float | torch.Tensor | Mapping[str, torch.Tensor]
 
 
-def check_inner_loop(inner_steps: int, inner_lr: InnerLR, params: Mapping[str, torch.Tensor] | None = None) -> None:
-    """Raise ``ValueError`` for a negative/non-integer ``inner_steps`` or a non-positive ``inner_lr``."""
-    if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 0:
-        raise ValueError(f"inner_steps must be an integer >= 0, got {inner_steps!r}")
+def check_inner_loop(inner_steps: int, inner_lr: InnerLR,
+                     params: Mapping[str, torch.Tensor] | None = None) -> tuple[int, InnerLR]:
+    """Check an inner loop's ``inner_steps`` and ``inner_lr``; return them in the form the loop uses.
+
+    ``inner_steps`` is an integer >= 0 (Python, NumPy or a 0-d tensor). ``inner_lr`` is a finite
+    number > 0 (Python, NumPy or a 0-d tensor; a one-element tensor is kept as it is, so a learned
+    learning rate still gets its gradient), or a dict with one tensor of rates >= 0 per parameter
+    (Meta-SGD). Anything else raises ``ValueError`` naming the argument, the value and what is valid.
+
+    >>> import numpy as np
+    >>> check_inner_loop(np.int64(2), np.float32(0.5))
+    (2, 0.5)
+    >>> check_inner_loop(1, 0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: inner_lr must be a finite number > 0, got 0.0
+    """
+    inner_steps = check_int("inner_steps", inner_steps, minimum=0)
     if isinstance(inner_lr, Mapping):
         if params is not None and set(inner_lr) != set(params):
             missing = sorted(set(params) - set(inner_lr))
@@ -43,12 +58,17 @@ def check_inner_loop(inner_steps: int, inner_lr: InnerLR, params: Mapping[str, t
             lr = torch.as_tensor(lr).detach()
             if not bool(torch.isfinite(lr).all()) or bool((lr < 0).any()):
                 raise ValueError(f"inner_lr[{name!r}] must be finite and >= 0 everywhere (Meta-SGD learning rates)")
-        return
-    value = float(inner_lr.detach()) if isinstance(inner_lr, torch.Tensor) and inner_lr.numel() == 1 else inner_lr
-    if isinstance(value, torch.Tensor):
-        raise ValueError(f"inner_lr must be a number, a scalar tensor or a dict of tensors, got a tensor of shape {tuple(value.shape)}")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"inner_lr must be a finite number > 0 (e.g. 0.01 for sinusoids, 0.4 for Omniglot), got {inner_lr!r}")
+        return inner_steps, inner_lr
+    if isinstance(inner_lr, torch.Tensor) and inner_lr.dim() > 0:
+        if inner_lr.numel() != 1:
+            raise ValueError("inner_lr must be a number, a scalar tensor or a dict of tensors, "
+                             f"got a tensor of shape {tuple(inner_lr.shape)}")
+        check_float("inner_lr", inner_lr.detach().reshape(()), low=0, low_open=True)
+        return inner_steps, inner_lr
+    if isinstance(inner_lr, torch.Tensor) and inner_lr.requires_grad:  # a learned rate: keep its graph
+        check_float("inner_lr", inner_lr.detach(), low=0, low_open=True)
+        return inner_steps, inner_lr
+    return inner_steps, check_float("inner_lr", inner_lr, low=0, low_open=True)
 
 
 def _step(params: Params, grads: Mapping[str, torch.Tensor], inner_lr: InnerLR) -> Params:
@@ -103,7 +123,7 @@ def adapt(
     >>> sorted(adapted) == sorted(params), adapted["net.0.weight"].requires_grad
     (True, True)
     """
-    check_inner_loop(inner_steps, inner_lr, params)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr, params)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have one row per example; got {x.shape[0]} inputs and {y.shape[0]} targets")
     buffers = dict(buffers or {})
@@ -129,6 +149,7 @@ def functional_adapt(model: torch.nn.Module, loss_fn: LossFn, *, inner_steps: in
     The same inner loop as :func:`adapt`, written with :func:`torch.func.grad` so that it can be
     mapped over tasks with :func:`torch.func.vmap` (used by :func:`meta_loss` and Reptile).
     """
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
 
     def support_loss(p, b, x, y):
         return loss_fn(functional_call(model, (p, b), (x,)), y)
@@ -197,7 +218,7 @@ def meta_loss(
     >>> loss.shape, tuple(pred.shape)
     (torch.Size([]), (4, 5, 1))
     """
-    check_inner_loop(inner_steps, inner_lr, params)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr, params)
     x_support, y_support, x_query, y_query = batch
     sizes = {t.shape[0] for t in batch}
     if len(sizes) != 1:
@@ -393,7 +414,7 @@ def linear_regression_meta_gradient(
     >>> linear_regression_meta_gradient(torch.zeros(2, dtype=torch.float64), x, y, x, y, inner_lr=0.25)
     tensor([-0.5625, -0.5625], dtype=torch.float64)
     """
-    check_inner_loop(inner_steps, inner_lr)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
     if theta.dim() != 1 or x_support.dim() != 2 or x_query.dim() != 2:
         raise ValueError(f"theta must be [d] and x_support, x_query [n, d]; got {tuple(theta.shape)}, "
                          f"{tuple(x_support.shape)}, {tuple(x_query.shape)}")
@@ -439,12 +460,11 @@ def meta_gradient_cost(
     """
     import time
 
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    repeats = check_int("repeats", repeats, minimum=1)
+    threads = None if threads is None else check_int("threads", threads, minimum=1)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     best, peak = math.inf, 0
     previous = torch.get_num_threads()
     try:

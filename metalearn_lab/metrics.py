@@ -22,6 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from metalearn_lab.validation import check_float, check_int
+
 #: A per-task sinusoid MSE above this is a divergence, not a poor fit: predicting 0 everywhere
 #: costs at most amplitude² / 2 <= 12.5 on Finn et al.'s tasks (amplitude <= 5).
 DIVERGED_MSE = 25.0
@@ -46,10 +48,8 @@ def t_quantile(confidence: float, n: int) -> float:
     """
     from scipy.stats import t
 
-    from metalearn_lab.validation import check_float, check_int
-
-    check_float("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
-    check_int("n", n, minimum=2)
+    confidence = check_float("confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True)
+    n = check_int("n", n, minimum=2)
     return float(t.ppf((1 + confidence) / 2, n - 1))
 
 
@@ -94,6 +94,7 @@ def format_ci(values: Sequence[float] | torch.Tensor, *, percent: bool = True, d
     >>> format_ci([1.0, 0.0, 1.0, 1.0])
     '75.0 ± 79.6%'
     """
+    digits = None if digits is None else check_int("digits", digits, minimum=0)
     mean, half = mean_confidence_interval(values)
     if percent:
         digits = 1 if digits is None else digits
@@ -139,6 +140,7 @@ def format_mse(r: dict[str, Any], digits: int = 3) -> str:
     >>> format_mse({"mean": 0.38, "ci95": 0.12, "n_diverged": 1, "n_tasks": 600, "median": 0.14, "mean_without_diverged": 0.33}, 2)
     '0.38 ± 0.12 (1 of 600 tasks above 25; median 0.14; mean of the rest 0.33)'
     """
+    digits = check_int("digits", digits, minimum=0)
     if r.get("n_diverged"):
         of = f" of {r['n_tasks']}" if "n_tasks" in r else ""
         rest = f"; mean of the rest {r['mean_without_diverged']:.{digits}f}" if "mean_without_diverged" in r else ""
@@ -156,7 +158,7 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     [1.0, 1.5, 2.0, 4.0]
     """
     v = np.asarray(values, dtype=float)
-    window = min(int(window), len(v))
+    window = min(check_int("window", window, minimum=1), len(v))
     if window <= 1:
         return v
     ok = np.isfinite(v)

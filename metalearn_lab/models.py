@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metalearn_lab.validation import check_float, check_int
+
 
 class SineMLP(nn.Module):
     """The 1-40-40-1 ReLU regressor of the MAML sinusoid experiment (Finn et al. 2017).
@@ -21,8 +23,7 @@ class SineMLP(nn.Module):
 
     def __init__(self, hidden: int = 40, layers: int = 2) -> None:
         super().__init__()
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
+        hidden, layers = check_int("hidden", hidden), check_int("layers", layers)
         blocks: list[nn.Module] = []
         width = 1
         for _ in range(layers):
@@ -51,7 +52,8 @@ class TaskBatchNorm2d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
-        self.eps = eps
+        num_features = check_int("num_features", num_features)
+        self.eps = check_float("eps", eps, low=0, low_open=True)
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
 
@@ -67,6 +69,7 @@ def conv_block(in_channels: int, out_channels: int, *, track_running_stats: bool
 
     ``track_running_stats=False`` uses :class:`TaskBatchNorm2d` (batch statistics only, for MAML).
     """
+    in_channels, out_channels = check_int("in_channels", in_channels), check_int("out_channels", out_channels)
     norm = nn.BatchNorm2d(out_channels) if track_running_stats else TaskBatchNorm2d(out_channels)
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
@@ -105,6 +108,8 @@ class Conv4(nn.Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
+        in_channels, hidden = check_int("in_channels", in_channels), check_int("hidden", hidden)
+        out_features = None if out_features is None else check_int("out_features", out_features)
         self.features = nn.Sequential(
             conv_block(in_channels, hidden, track_running_stats=track_running_stats),
             *[conv_block(hidden, hidden, track_running_stats=track_running_stats) for _ in range(3)],
@@ -131,6 +136,8 @@ class EmbeddingNet(nn.Module):
 
     def __init__(self, embedding_dim: int = 64, in_channels: int = 1, hidden: int = 64, image_size: int = 28) -> None:
         super().__init__()
+        embedding_dim = check_int("embedding_dim", embedding_dim)
+        image_size = check_int("image_size", image_size, minimum=16)  # four 2x2 max-pools leave >= 1 pixel
         self.backbone = Conv4(in_channels, hidden)
         side = image_size
         for _ in range(4):

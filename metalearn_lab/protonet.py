@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from metalearn_lab.validation import check_int
+
 
 def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, n_way: int) -> torch.Tensor:
     """Class means of support embeddings.
@@ -28,6 +30,7 @@ def prototypes(z_support: torch.Tensor, y_support: torch.Tensor, n_way: int) -> 
     tensor([[[1., 0.],
              [0., 4.]]])
     """
+    n_way = check_int("n_way", n_way, minimum=1)
     if z_support.dim() != 3 or y_support.shape != z_support.shape[:2]:
         raise ValueError(
             f"z_support must be [tasks, n_support, dim] and y_support [tasks, n_support]; got {tuple(z_support.shape)} and {tuple(y_support.shape)}"
@@ -52,6 +55,7 @@ def protonet_logits(model: torch.nn.Module, x_support: torch.Tensor, y_support: 
     ``x_support`` ``[B, N*K, C, H, W]``, ``x_query`` ``[B, N*Q, C, H, W]``. All images of all tasks go
     through ``model`` in one batch.
     """
+    n_way = check_int("n_way", n_way, minimum=1)
     batch, n_support = x_support.shape[:2]
     n_query = x_query.shape[1]
     images = torch.cat([x_support.flatten(0, 1), x_query.flatten(0, 1)])
@@ -64,7 +68,7 @@ def protonet_logits(model: torch.nn.Module, x_support: torch.Tensor, y_support: 
 def protonet_loss(model: torch.nn.Module, episode, n_way: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of the query labels under :func:`protonet_logits`; returns ``(loss, accuracy [B])``."""
     x_support, y_support, x_query, y_query = episode.as_tuple() if hasattr(episode, "as_tuple") else episode
-    n_way = n_way if n_way is not None else int(y_support.max()) + 1
+    n_way = check_int("n_way", n_way, minimum=1) if n_way is not None else int(y_support.max()) + 1
     logits = protonet_logits(model, x_support, y_support, x_query, n_way)
     loss = F.cross_entropy(logits.flatten(0, 1), y_query.flatten())
     acc = (logits.argmax(-1) == y_query).float().mean(-1)

@@ -11,12 +11,11 @@ adapted exactly like a MAML model (:func:`metalearn_lab.maml.adapt_and_predict`)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.func import vmap
 
 from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, functional_adapt, prefers_vmap
+from metalearn_lab.validation import check_float, check_int
 
 
 def reptile_step(
@@ -60,11 +59,10 @@ def reptile_step(
     >>> moved > 0
     True
     """
-    check_inner_loop(inner_steps, inner_lr)
-    if inner_steps < 1:
-        raise ValueError(f"inner_steps must be >= 1 for Reptile (0 steps never moves), got {inner_steps}")
-    if not isinstance(outer_lr, (int, float)) or not math.isfinite(outer_lr) or not 0 < outer_lr <= 1:
-        raise ValueError(f"outer_lr must be in (0, 1] (the fraction of the way towards the adapted weights), got {outer_lr!r}")
+    inner_steps = check_int("inner_steps", inner_steps, minimum=1)  # 0 steps would never move
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
+    # the fraction of the way towards the adapted weights
+    outer_lr = check_float("outer_lr", outer_lr, low=0, high=1, low_open=True)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must share the task dimension, got {x.shape[0]} and {y.shape[0]}")
     params = {k: v.detach() for k, v in model.named_parameters()}

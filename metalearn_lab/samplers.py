@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from metalearn_lab.validation import check_int
+from metalearn_lab.validation import check_float, check_int
 
 
 @dataclass
@@ -44,7 +44,8 @@ class Episode:
         return self.x_support, self.y_support, self.x_query, self.y_query
 
     def task(self, i: int) -> "Episode":
-        """The ``i``-th task as an episode of one."""
+        """The ``i``-th task as an episode of one (``0 <= i < len(self)``)."""
+        i = check_int("i", i, minimum=0, maximum=len(self) - 1)
         sl = slice(i, i + 1)
         return Episode(self.x_support[sl], self.y_support[sl], self.x_query[sl], self.y_query[sl], self.classes[sl])
 
@@ -82,22 +83,20 @@ class EpisodeSampler:
                 f"got {type(classes).__name__} with shape {getattr(classes, 'shape', None)}"
             )
         n_classes, n_per_class = classes.shape[:2]
-        check_int("n_way", n_way)
-        check_int("k_shot", k_shot)
-        check_int("n_query", n_query)
+        n_way, k_shot, n_query = check_int("n_way", n_way), check_int("k_shot", k_shot), check_int("n_query", n_query)
         if n_way > n_classes:
-            raise ValueError(f"n_way={n_way} is larger than the {n_classes} classes available; use n_way <= {n_classes}")
+            raise ValueError(f"n_way must be <= {n_classes}, the number of classes available; got {n_way}")
         if k_shot + n_query > n_per_class:
             raise ValueError(
-                f"k_shot + n_query = {k_shot} + {n_query} = {k_shot + n_query} exceeds the {n_per_class} examples "
-                f"per class; choose k_shot + n_query <= {n_per_class}"
+                f"k_shot + n_query must be <= {n_per_class}, the examples per class; got k_shot = {k_shot} and "
+                f"n_query = {n_query}, {k_shot + n_query} in all"
             )
         self.classes = classes
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
 
     def sample_indices(self, meta_batch_size: int = 1, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw the index part of episodes: ``(class_ids [B, N], example_ids [B, N, K+Q])``."""
-        check_int("meta_batch_size", meta_batch_size)
+        meta_batch_size = check_int("meta_batch_size", meta_batch_size)
         n_classes, n_per_class = self.classes.shape[:2]
         class_ids = torch.stack([torch.randperm(n_classes, generator=generator)[: self.n_way] for _ in range(meta_batch_size)])
         per_task = self.k_shot + self.n_query
@@ -137,7 +136,7 @@ class FixedEpisodes:
     """
 
     def __init__(self, sampler: EpisodeSampler, n_tasks: int = 600, seed: int = 0) -> None:
-        check_int("n_tasks", n_tasks)
+        n_tasks, seed = check_int("n_tasks", n_tasks), check_int("seed", seed, minimum=0)
         self.sampler, self.n_tasks, self.seed = sampler, n_tasks, seed
         generator = torch.Generator().manual_seed(seed)
         self.class_ids, self.example_ids = sampler.sample_indices(n_tasks, generator=generator)
@@ -147,7 +146,7 @@ class FixedEpisodes:
 
     def batches(self, batch_size: int = 32, limit: int | None = None) -> Iterator[Episode]:
         """Yield the episodes in order, ``batch_size`` tasks at a time (the first ``limit`` only)."""
-        check_int("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size)
         stop = self.n_tasks if limit is None else min(check_int("limit", limit), self.n_tasks)
         for start in range(0, stop, batch_size):
             end = min(start + batch_size, stop)
@@ -173,7 +172,7 @@ class PairSampler:
 
     def sample(self, n_pairs: int, *, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(x1 [P, ...], x2 [P, ...], same [P])``: the first half same-class, the rest different."""
-        check_int("n_pairs", n_pairs, 2)
+        n_pairs = check_int("n_pairs", n_pairs, 2)
         n_classes, n_per_class = self.classes.shape[:2]
         n_same = n_pairs // 2
         n_diff = n_pairs - n_same
@@ -211,8 +210,14 @@ def random_affine(
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(f"images must be a tensor [N, C, H, W], got shape {getattr(images, 'shape', None)}")
-    if max_rotation < 0 or max_shear < 0 or max_shift < 0 or not 0 < scale[0] <= scale[1]:
-        raise ValueError("max_rotation, max_shear and max_shift must be >= 0 and scale an interval (lo, hi) with 0 < lo <= hi")
+    max_rotation = check_float("max_rotation", max_rotation, low=0)
+    max_shear = check_float("max_shear", max_shear, low=0)
+    max_shift = check_float("max_shift", max_shift, low=0)
+    if not isinstance(scale, (tuple, list)) or len(scale) != 2:
+        raise ValueError(f"scale must be a pair (low, high) with 0 < low <= high, got {scale!r}")
+    scale = (check_float("scale[0]", scale[0], low=0, low_open=True), check_float("scale[1]", scale[1], low=0, low_open=True))
+    if scale[0] > scale[1]:
+        raise ValueError(f"scale must be a pair (low, high) with 0 < low <= high, got {scale!r}")
     n = images.shape[0]
 
     def uniform(lo, hi, *shape):

@@ -16,6 +16,7 @@ from typing import Any
 
 
 from metalearn_lab.training import SHIPPED_DIR, load_checkpoint, save_checkpoint
+from metalearn_lab.validation import check_int
 
 MANIFEST = SHIPPED_DIR / "manifest.json"
 CHECK_TASKS = 40
@@ -56,6 +57,7 @@ def downsample_history(history: dict[str, list], max_points: int = 400) -> dict[
     >>> downsample_history({"step": list(range(10)), "loss": [float(i) for i in range(10)], "metric": [0.0] * 10}, 5)["loss"]
     [0.5, 2.5, 4.5, 6.5, 8.5]
     """
+    max_points = check_int("max_points", max_points, minimum=1)
     steps = history.get("step", [])
     n = len(steps)
     if n <= max_points:

@@ -15,9 +15,9 @@ Hadsell, Chopra & LeCun (2006) write the same loss with the opposite convention
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from metalearn_lab.validation import check_float
 
 _EPS = 1e-12
 
@@ -56,14 +56,14 @@ def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor, mar
         raise ValueError(f"same must have shape [{z1.shape[0]}] (one label per pair), got {tuple(same.shape)}")
     if not bool(((same == 0) | (same == 1)).all()):
         raise ValueError("same must hold only 1 (same class) and 0 (different classes)")
-    if not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin <= 0:
-        raise ValueError(f"margin must be a finite number > 0, got {margin!r}")
+    margin = check_float("margin", margin, low=0, low_open=True)
     d = pair_distance(z1, z2)
     return (same * d**2 + (1 - same) * torch.clamp(margin - d, min=0) ** 2).mean()
 
 
 def siamese_loss(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Embed both members of each pair with the same ``model`` (shared weights) and apply the loss."""
+    margin = check_float("margin", margin, low=0, low_open=True)
     z = model(torch.cat([x1, x2]))
     return contrastive_loss(z[: len(x1)], z[len(x1) :], same, margin)
 
@@ -79,7 +79,8 @@ def nearest_support(model: torch.nn.Module, x_support: torch.Tensor, x_query: to
 
 
 def verification_accuracy(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, threshold: float) -> float:
-    """Share of pairs classified correctly by "same if distance < threshold"."""
+    """Share of pairs classified correctly by "same if distance < threshold" (``threshold`` >= 0)."""
+    threshold = check_float("threshold", threshold, low=0)
     z = model(torch.cat([x1, x2]))
     d = pair_distance(z[: len(x1)], z[len(x1) :])
     return float(((d < threshold).float() == same).float().mean())

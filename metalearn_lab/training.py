@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from metalearn_lab.metrics import mean_confidence_interval
+from metalearn_lab.validation import check_float, check_int
 
 CHECKPOINT_FORMAT = 1
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
@@ -67,10 +68,12 @@ def meta_train(
     >>> h.step, h.loss
     ([0, 1, 2], [1.0, 0.5, 0.3333333333333333])
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
-    if time_limit is not None and not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    iterations = check_int("iterations", iterations, minimum=0)
+    start = check_int("start", start, minimum=0, maximum=iterations)
+    eval_every = check_int("eval_every", eval_every, minimum=0)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=0)
+    if time_limit is not None:
+        time_limit = check_float("time_limit", time_limit, low=0, low_open=True)  # seconds
     history = history or History()
     t0 = time.perf_counter()
     bar = tqdm(range(start, iterations), desc=desc, disable=not progress, initial=start, total=iterations)
@@ -155,6 +158,7 @@ def save_checkpoint(
     resuming) or ``overwrite=True``; otherwise ``FileExistsError`` says so and nothing is written.
     ``extra`` adds top-level entries made of plain types or tensors (e.g. ``{"scheduler": state}``).
     """
+    step = check_int("step", step, minimum=0)
     path = Path(path)
     if path.exists() and not overwrite:
         try:

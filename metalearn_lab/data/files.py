@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from metalearn_lab.paths import DATA_ENV, data_dir
+from metalearn_lab.validation import check_int
 
 __all__ = [
     "OMNIGLOT_URLS",
@@ -223,7 +224,8 @@ def open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def decode_png(data: bytes, image_size: int) -> np.ndarray:
-    """One Omniglot PNG (white background, black ink) -> uint8 ``[S, S]`` with ink = 255."""
+    """One Omniglot PNG (white background, black ink) -> uint8 ``[S, S]`` with ink = 255, ``S = image_size``."""
+    image_size = check_int("image_size", image_size, minimum=1)
     image = Image.open(io.BytesIO(data)).convert("L")
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.LANCZOS)

@@ -36,6 +36,7 @@ from metalearn_lab.data.files import (
     where_to_put_files,
 )
 from metalearn_lab.paths import data_dir
+from metalearn_lab.validation import check_int
 
 __all__ = [
     "LakeRun",
@@ -168,8 +169,7 @@ def load_lake_runs(
     >>> len(runs), tuple(runs[0].support.shape)
     (20, (20, 1, 28, 28))
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int (e.g. 28 or 105); got {image_size!r}")
+    image_size = check_int("image_size", image_size, minimum=1)  # e.g. 28, or 105 for the originals
     folder = data_dir(root)
     path = folder / "all_runs.zip"
     if not path.is_file():

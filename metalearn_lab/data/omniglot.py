@@ -49,6 +49,7 @@ from metalearn_lab.data.files import (
     where_to_put_files,
 )
 from metalearn_lab.paths import cache_dir, data_dir
+from metalearn_lab.validation import check_int
 
 __all__ = [
     "OMNIGLOT_URLS",
@@ -307,6 +308,7 @@ def omniglot_cache_path(image_size: int = 28) -> Path:
     >>> omniglot_cache_path(28).name
     'omniglot_v1_28px.npz'
     """
+    image_size = check_int("image_size", image_size, minimum=1)
     return cache_dir() / f"omniglot_v{_CACHE_VERSION}_{image_size}px.npz"
 
 
@@ -400,8 +402,7 @@ def load_omniglot(
     >>> data.images.shape
     torch.Size([1623, 20, 28, 28])
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int (e.g. 28 or 105); got {image_size!r}")
+    image_size = check_int("image_size", image_size, minimum=1)  # e.g. 28, or 105 for the originals
     folder = find_omniglot(root, download=download)
     stats = tuple(
         (st.st_size, st.st_mtime_ns) for st in ((folder / n).stat() for n in _IMAGE_ZIPS)
@@ -495,12 +496,9 @@ def rotation_split_indices(
     >>> len(train), len(test), sorted(train.tolist() + test.tolist()) == list(range(10))
     (7, 3, True)
     """
-    if isinstance(n_train, bool) or not isinstance(n_train, int) or not 1 <= n_train < n_characters:
-        raise ValueError(
-            f"n_train must be an int with 1 <= n_train < {n_characters} (the number of "
-            f"characters); got {n_train!r}"
-        )
-    generator = torch.Generator().manual_seed(int(seed))
+    n_characters = check_int("n_characters", n_characters, minimum=2)
+    n_train = check_int("n_train", n_train, minimum=1, maximum=n_characters - 1)  # both parts non-empty
+    generator = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     order = torch.randperm(n_characters, generator=generator)
     return order[:n_train], order[n_train:]
 

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 import torch
 
-from metalearn_lab.validation import check_int
+from metalearn_lab.validation import check_float, check_int
+
+
+def _check_scalar(name: str, value):
+    """A tensor with dimensions broadcasts as it is; a 0-d tensor is checked and kept; a number becomes a float."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0:
+            check_float(name, value.detach())
+        return value
+    return check_float(name, value)
 
 
 def sinusoid(x: torch.Tensor, amplitude: torch.Tensor | float, phase: torch.Tensor | float) -> torch.Tensor:
@@ -21,16 +30,16 @@ def sinusoid(x: torch.Tensor, amplitude: torch.Tensor | float, phase: torch.Tens
     >>> float(sinusoid(torch.tensor(math.pi / 2), 2.0, 0.0))
     2.0
     """
+    amplitude, phase = _check_scalar("amplitude", amplitude), _check_scalar("phase", phase)
     return amplitude * torch.sin(x - phase)
 
 
 def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise ValueError(f"{name} must be a finite pair with low <= high, got {value!r}")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high) of finite numbers with low <= high, got {value!r}")
+    low, high = check_float(f"{name}[0]", value[0]), check_float(f"{name}[1]", value[1])
+    if low > high:
+        raise ValueError(f"{name} must be a pair (low, high) of finite numbers with low <= high, got {value!r}")
     return low, high
 
 
@@ -54,7 +63,8 @@ class SinusoidBatch:
         return self.x_support.shape[0]
 
     def task(self, i: int) -> "SinusoidBatch":
-        """The ``i``-th task as a batch of one."""
+        """The ``i``-th task as a batch of one (``0 <= i < len(self)``)."""
+        i = check_int("i", i, minimum=0, maximum=len(self) - 1)
         sl = slice(i, i + 1)
         return SinusoidBatch(*(t[sl] for t in self.as_tuple()), self.amplitude[sl], self.phase[sl])
 
@@ -90,9 +100,8 @@ class SinusoidTasks:
     x_range: tuple[float, float] = (-5.0, 5.0)
 
     def __post_init__(self) -> None:
-        _check_range("amplitude", self.amplitude)
-        _check_range("phase", self.phase)
-        _check_range("x_range", self.x_range)
+        for name in ("amplitude", "phase", "x_range"):  # plain floats, whatever numbers came in
+            object.__setattr__(self, name, _check_range(name, getattr(self, name)))
 
     def sample(
         self,
@@ -107,8 +116,7 @@ class SinusoidTasks:
 
         ``n_query`` defaults to ``k_shot`` (the MAML paper uses K points for both).
         """
-        check_int("meta_batch_size", meta_batch_size)
-        check_int("k_shot", k_shot)
+        meta_batch_size, k_shot = check_int("meta_batch_size", meta_batch_size), check_int("k_shot", k_shot)
         n_query = k_shot if n_query is None else check_int("n_query", n_query)
 
         def uniform(shape, bounds):

@@ -15,6 +15,52 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from metalearn_lab.validation import check_float, check_int
+
+
+@dataclass(frozen=True)
+class Int:
+    """The valid range of an integer config field: ``minimum <= value <= maximum`` (None: unbounded)."""
+
+    minimum: int | None = 0
+    maximum: int | None = None
+
+    def check(self, name: str, value: Any) -> int:
+        return check_int(name, value, minimum=self.minimum, maximum=self.maximum)
+
+
+@dataclass(frozen=True)
+class Float:
+    """The valid range of a float config field (bounds inclusive unless ``low_open``/``high_open``)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, name: str, value: Any) -> float:
+        return check_float(name, value, low=self.low, high=self.high, low_open=self.low_open, high_open=self.high_open)
+
+
+@dataclass(frozen=True)
+class Ints:
+    """A non-empty tuple of integers, each in the range of ``each``."""
+
+    each: Int = Int(0)
+
+    def check(self, name: str, value: Any) -> tuple[int, ...]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not len(value):
+            raise ValueError(f"{name} must be a non-empty sequence of integers, got {value!r}")
+        return tuple(self.each.check(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def field_ranges(config_class: type) -> dict[str, Int | Float | Ints]:
+    """The valid range of every numeric field of a config class (its own ``ranges`` and its bases')."""
+    merged: dict[str, Int | Float | Ints] = {}
+    for klass in reversed(config_class.__mro__):
+        merged.update(vars(klass).get("ranges", {}))
+    return merged
+
 #: The fields of the flat config that checkpoints stored before recipes had their own configs.
 FLAT_FIELDS = frozenset({
     "name", "algorithm", "iterations", "seed", "meta_batch_size", "outer_lr", "lr_decay_every", "n_way", "k_shot",
@@ -73,11 +119,24 @@ class ExperimentConfig:
     checkpoint_every: int = 200
     note: str = ""
 
+    #: The valid range of each numeric field; a recipe's config class adds its own fields' ranges
+    #: (checked on construction: NumPy and 0-d tensor numbers become Python numbers, bad values raise ``ValueError``).
+    ranges: ClassVar[dict[str, Int | Float | Ints]] = {
+        "iterations": Int(0), "seed": Int(0), "meta_batch_size": Int(1), "outer_lr": Float(0, low_open=True),
+        "lr_decay_every": Int(0), "eval_tasks": Int(2), "eval_seed": Int(0), "eval_every": Int(0),
+        "eval_tasks_during_training": Int(2), "checkpoint_every": Int(0),
+    }
     #: Values for fields a checkpoint lacks because it predates them (what older runs did).
     legacy_defaults: ClassVar[dict[str, Any]] = {}
     #: Fields that may change between a paused run and its continuation without changing what the
     #: run is (how long it runs and how often it reports).
     schedule_fields: ClassVar[frozenset[str]] = frozenset({"iterations", "eval_every", "checkpoint_every", "note"})
+
+    def __post_init__(self) -> None:
+        ranges = field_ranges(type(self))
+        for field in dataclasses.fields(self):
+            if field.name in ranges:
+                object.__setattr__(self, field.name, ranges[field.name].check(field.name, getattr(self, field.name)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":

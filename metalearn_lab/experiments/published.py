@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metalearn_lab.validation import check_float, check_int
+
 
 @dataclass(frozen=True)
 class Published:
@@ -55,9 +57,14 @@ class Published:
     transductive: bool | None
     protocol: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", check_float("value", self.value))
+        if self.interval is not None:
+            object.__setattr__(self, "interval", check_float("interval", self.interval, low=0))
+
     def text(self, digits: int | None = None) -> str:
-        """``"98.7 ± 0.4%"`` (or ``"0.35"``), as published."""
-        digits = (1 if self.unit == "%" else 2) if digits is None else digits
+        """``"98.7 ± 0.4%"`` (or ``"0.35"``), as published; ``digits`` after the point (default 1 for %, 2 else)."""
+        digits = (1 if self.unit == "%" else 2) if digits is None else check_int("digits", digits, minimum=0)
         number = f"{self.value:.{digits}f}"
         if self.interval is not None:
             number += f" ± {self.interval:.{digits}f}"

@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.validation import check_int
 
 #: One training step: ``step_fn(i) -> {"loss": float, "metric": float (optional)}``.
 StepFn = Callable[[int], dict[str, float]]
@@ -21,8 +22,8 @@ SPLITS = ("validation", "test")
 
 
 def step_generator(config: ExperimentConfig, step: int) -> torch.Generator:
-    """The random generator of training step ``step``: the same tasks every time the step is run."""
-    return torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    """The random generator of training step ``step`` (>= 0): the same tasks every time the step is run."""
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + check_int("step", step, minimum=0))
 
 
 class Recipe(abc.ABC):

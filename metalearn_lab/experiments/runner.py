@@ -25,6 +25,7 @@ from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.registry import get_config, recipe_for
 from metalearn_lab.experiments.splits import test_tasks_locked
 from metalearn_lab.training import History, load_checkpoint, meta_train, save_checkpoint, shipped_checkpoint
+from metalearn_lab.validation import check_float, check_int
 
 
 def build_model(config: ExperimentConfig) -> torch.nn.Module:
@@ -43,6 +44,7 @@ def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_t
     """
     if split not in ("test", "validation"):
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    n_tasks = None if n_tasks is None else check_int("n_tasks", n_tasks, minimum=2)  # an interval needs 2
     device = torch.device(device)
     return recipe_for(config.algorithm).evaluate(config, model.to(device), split=split, n_tasks=n_tasks, device=device)
 
@@ -115,6 +117,8 @@ def train_experiment(
     The devices a run trained on (``cpu``, ``cuda``) are kept in the checkpoint across resumes.
     """
     recipe = recipe_for(config.algorithm)
+    if time_limit is not None:
+        time_limit = check_float("time_limit", time_limit, low=0, low_open=True)  # seconds
     device = torch.device(device)
     out = Path(out_dir) if out_dir is not None else run_dir(config.name)
     out.mkdir(parents=True, exist_ok=True)

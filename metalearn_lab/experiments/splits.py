@@ -16,6 +16,7 @@ import torch
 
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks
 from metalearn_lab.samplers import EpisodeSampler, FixedEpisodes
+from metalearn_lab.validation import check_int
 
 _DATA_MEMO: dict[Any, Any] = {}
 _LOCKED: contextvars.ContextVar[str | None] = contextvars.ContextVar("metalearn_lab_test_locked", default=None)
@@ -47,6 +48,11 @@ def _check_unlocked(what: str) -> None:
                             "test tasks are read once, by the final evaluation")
 
 
+def _optional_count(name: str, value: Any) -> int | None:
+    """None (the config's default), or an integer >= 1."""
+    return None if value is None else check_int(name, value, minimum=1)
+
+
 def omniglot_splits(n_validation: int = 0) -> tuple[torch.Tensor, ...]:
     """The 1200/423-character split with rotations as classes (see :func:`metalearn_lab.data.rotation_split`).
 
@@ -55,12 +61,11 @@ def omniglot_splits(n_validation: int = 0) -> tuple[torch.Tensor, ...]:
     ``n_validation`` of the 1200 training characters held out for validation, as Finn et al.'s
     code does with 100 (cbfinn/maml, data_generator.py); the test characters are the same 423.
     """
+    n_validation = check_int("n_validation", n_validation, minimum=0, maximum=1199)
     key = ("rotation", n_validation)
     if key not in _DATA_MEMO:
         from metalearn_lab.data.omniglot import load_omniglot, rotation_split_indices
-        from metalearn_lab.validation import check_int
 
-        check_int("n_validation", n_validation, minimum=0, maximum=1199)
         data = load_omniglot()
         train_idx, test_idx = rotation_split_indices(len(data))
         images = data.images.unsqueeze(2)
@@ -139,6 +144,7 @@ def omniglot_test_tasks(config: Any, n_tasks: int | None = None, *, n_query: int
     ``n_query`` overrides the queries per class (``config.eval_n_query``); Finn et al.'s code tests
     with one query per class.
     """
+    n_tasks, n_query = _optional_count("n_tasks", n_tasks), _optional_count("n_query", n_query)
     _check_unlocked("Omniglot test tasks")
     test = omniglot_splits()[-1]
     sampler = EpisodeSampler(test, config.n_way, config.k_shot, n_query or config.eval_n_query)
@@ -147,6 +153,7 @@ def omniglot_test_tasks(config: Any, n_tasks: int | None = None, *, n_query: int
 
 def omniglot_validation_tasks(config: Any, n_tasks: int | None = None) -> FixedEpisodes:
     """Fixed validation tasks from the held-out training characters (``config.validation_characters``)."""
+    n_tasks = _optional_count("n_tasks", n_tasks)
     n_validation = getattr(config, "validation_characters", 0)
     if not n_validation:
         raise ValueError(f"{config.name} has no validation characters (validation_characters=0): it follows the "
@@ -158,6 +165,7 @@ def omniglot_validation_tasks(config: Any, n_tasks: int | None = None) -> FixedE
 
 def sinusoid_test_tasks(config: Any, n_tasks: int | None = None) -> SinusoidBatch:
     """Fixed test tasks for sinusoid experiments: ``eval_k_shot`` support and ``eval_n_query`` query points."""
+    n_tasks = _optional_count("n_tasks", n_tasks)
     _check_unlocked("sinusoid test tasks")
     generator = torch.Generator().manual_seed(config.eval_seed)
     return SinusoidTasks().sample(n_tasks or config.eval_tasks, config.eval_k_shot, config.eval_n_query, generator=generator)
@@ -165,6 +173,7 @@ def sinusoid_test_tasks(config: Any, n_tasks: int | None = None) -> SinusoidBatc
 
 def sinusoid_validation_tasks(config: Any, n_tasks: int | None = None) -> SinusoidBatch:
     """Validation tasks: the same distribution as the test tasks, drawn with another seed."""
+    n_tasks = _optional_count("n_tasks", n_tasks)
     generator = torch.Generator().manual_seed(config.eval_seed + 1)
     return SinusoidTasks().sample(n_tasks or config.eval_tasks_during_training, config.eval_k_shot,
                                   config.eval_n_query, generator=generator)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from metalearn_lab.experiments.config import Float, Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluate_by_adaptation, train_classes
 from metalearn_lab.maml import meta_train_step
@@ -22,6 +23,8 @@ class MAMLConfig(EpisodeConfig):
     inner_lr: float = 0.4
     first_order: bool = False
     eval_inner_steps: int = 3
+
+    ranges = {"inner_steps": Int(0), "inner_lr": Float(0, low_open=True), "eval_inner_steps": Int(0)}
 
 
 class OmniglotMAML(Recipe):

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Int
 from metalearn_lab.experiments.splits import omniglot_splits, omniglot_test_tasks, omniglot_validation_tasks
 from metalearn_lab.maml import adapt_and_predict
 from metalearn_lab.metrics import accuracy, mean_confidence_interval
 from metalearn_lab.samplers import FixedEpisodes
+from metalearn_lab.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class EpisodeConfig(ExperimentConfig):
 
     legacy_defaults = {"validation_characters": 0}
 
+    ranges = {"n_way": Int(1), "k_shot": Int(1), "n_query": Int(1), "eval_n_query": Int(1), "validation_characters": Int(0, 1199)}
+
 
 def train_classes(config: EpisodeConfig):
     """The training classes (characters × 4 rotations) of the config's split."""
@@ -38,12 +41,15 @@ def train_classes(config: EpisodeConfig):
 
 def evaluation_tasks(config: EpisodeConfig, split: str, n_tasks: int | None) -> FixedEpisodes:
     """The fixed tasks of ``split``; configs without validation characters (the old protocol) fall back to test tasks."""
+    n_tasks = None if n_tasks is None else check_int("n_tasks", n_tasks, minimum=1)
     if split == "validation" and config.validation_characters:
         return omniglot_validation_tasks(config, n_tasks)
     return omniglot_test_tasks(config, n_tasks)
 
 
 def protocol(config: EpisodeConfig, n_tasks: int, split: str, extra: str = "") -> str:
+    """The evaluation protocol in words, for results files."""
+    n_tasks = check_int("n_tasks", n_tasks, minimum=1)
     if config.validation_characters:
         characters = f"{1200 - config.validation_characters} train / {config.validation_characters} validation / 423 test characters"
     else:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from metalearn_lab.experiments.config import Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluation_tasks, protocol, train_classes
 from metalearn_lab.metrics import accuracy, mean_confidence_interval
@@ -19,6 +20,8 @@ class ProtoNetConfig(EpisodeConfig):
     """``train_way``: classes per training episode (Snell et al. train with 60); 0 means ``n_way``."""
 
     train_way: int = 0
+
+    ranges = {"train_way": Int(0)}
 
 
 class ProtoNet(Recipe):

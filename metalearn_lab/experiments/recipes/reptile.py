@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from metalearn_lab.experiments.config import Float, Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluate_by_adaptation, train_classes
 from metalearn_lab.models import Conv4
@@ -28,6 +29,8 @@ class ReptileConfig(EpisodeConfig):
     eval_inner_steps: int = 20
 
     schedule_fields = frozenset({"eval_every", "checkpoint_every", "note"})
+    ranges = {"outer_lr": Float(0, 1, low_open=True), "inner_steps": Int(1), "inner_lr": Float(0, low_open=True),
+              "eval_inner_steps": Int(0)}
 
 
 class Reptile(Recipe):

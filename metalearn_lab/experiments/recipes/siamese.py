@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.splits import _check_unlocked, background_classes, lake_validation_runs
 from metalearn_lab.metrics import mean_confidence_interval
@@ -32,6 +32,8 @@ class SiameseConfig(ExperimentConfig):
     validation_runs_per_alphabet: int = 4
 
     legacy_defaults = {"validation_alphabets": 0}
+
+    ranges = {"margin": Float(0, low_open=True), "embedding_dim": Int(1)}
 
 
 class Siamese(Recipe):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.sinusoid import SinusoidTasks
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.maml import meta_train_step, query_mse
@@ -37,6 +37,9 @@ class SinusoidConfig(ExperimentConfig):
     eval_k_shot: int = 5
     eval_n_query: int = 100
     eval_steps: tuple[int, ...] = (1, 5, 10)
+
+    ranges = {"k_shot": Int(1), "n_query": Int(1), "inner_steps": Int(0), "inner_lr": Float(0, low_open=True),
+              "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_steps": Ints(Int(0))}
 
     def quick(self) -> "SinusoidConfig":
         return super().quick().replace(iterations=min(self.iterations, 30))
