@@ -17,6 +17,7 @@ from metalearn_lab.experiments import (
     train_experiment,
 )
 from metalearn_lab.experiments.recipes import siamese as siamese_recipe
+from metalearn_lab import training
 from metalearn_lab.training import load_checkpoint
 
 REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
@@ -206,3 +207,186 @@ def test_augmented_siamese_steps_differ_from_plain_ones(omniglot, monkeypatch):
         step = RECIPES["siamese"].make_step(config.replace(augment=augment), model, optimizer, torch.device("cpu"))
         step(0)
     assert seen["n"] == 16  # both images of 8 pairs, only when augment=True
+
+
+# ---------------------------------------------------------------------------------------------
+# A paused and continued run is the run that never paused: weights, optimizer, schedule, random
+# state and history, for every registered experiment, paused by a time limit and by a shorter
+# `iterations` (where the recipe allows it).
+
+
+def _assert_same(a, b, where="checkpoint"):
+    """Bit-for-bit equality of nested checkpoint contents (tensors, numbers with NaN == NaN, lists, dicts)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        same = bool(torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan())
+                                          and torch.equal(a.nan_to_num(), b.nan_to_num())))
+        assert same, f"{where}: largest difference {float((a.double() - b.double()).abs().max()):.3g}"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {sorted(set(a) ^ set(b))} differ"
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{where}: lengths {len(a)} and {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and a != a:
+        assert isinstance(b, float) and b != b, where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def resumable_config(name: str):
+    """A few-step config of experiment `name`, with periodic evaluation and, where the recipe has one, a schedule."""
+    config = small(name).replace(iterations=6, eval_every=3, eval_tasks=4, eval_tasks_during_training=2, checkpoint_every=0)
+    smaller = {"meta_batch_size": 2, "train_way": 0, "inner_steps": 2, "eval_inner_steps": 2, "eval_n_query": 2}  # seconds, not minutes
+    config = config.replace(**{k: min(v, getattr(config, k)) for k, v in smaller.items() if hasattr(config, k)})
+    if hasattr(config, "eval_steps"):
+        config = config.replace(eval_steps=(1, 2))
+    recipe = RECIPES[config.algorithm]
+    with_schedule = config.replace(lr_decay_every=2)
+    model = build_model(config)
+    if recipe.make_scheduler(with_schedule, recipe.make_optimizer(with_schedule, model)) is not None:
+        config = with_schedule
+    return config
+
+
+class FakeClock:
+    """Stands in for time.perf_counter in the training loop: one second per call, so a time limit of
+    k - 0.5 s pauses a run after exactly k steps of a session."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def _run_with_noise(monkeypatch, recipe):
+    """Make every training step also draw from the global random generators (as dropout or a
+    user's augmentation would): a resumed run must draw the same numbers as an uninterrupted one."""
+    import random
+
+    import numpy as np
+
+    original = type(recipe).make_step
+
+    def make_step(self, config, model, optimizer, device):
+        step = original(self, config, model, optimizer, device)
+
+        def noisy(i):
+            out = step(i)
+            noise = torch.rand(()) + float(np.random.rand()) + random.random()
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[0] += 1e-6 * noise
+            return out
+
+        return noisy
+
+    monkeypatch.setattr(type(recipe), "make_step", make_step)
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_a_paused_and_continued_run_equals_the_uninterrupted_run(name, tmp_path, monkeypatch, request):
+    import random
+
+    import numpy as np
+
+    if needs_omniglot(name):
+        request.getfixturevalue("omniglot")
+    config = resumable_config(name)
+    recipe = RECIPES[config.algorithm]
+    _run_with_noise(monkeypatch, recipe)
+
+    def seeded_globals():
+        torch.manual_seed(123)
+        np.random.seed(123)
+        random.seed(123)
+
+    seeded_globals()
+    straight = train_experiment(config, out_dir=tmp_path / "straight", progress=False)
+    after_straight = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+
+    clock = FakeClock()
+    monkeypatch.setattr(training, "time", type("T", (), {"perf_counter": staticmethod(clock.perf_counter)}))
+    paused = tmp_path / "paused"
+    seeded_globals()
+    first = train_experiment(config, out_dir=paused, progress=False, time_limit=0.5)  # 1 step
+    assert first["paused"] and first["step"] == 1
+    if "iterations" in config.schedule_fields:  # a shorter run that is finished, evaluated, then extended
+        shorter = train_experiment(config.replace(iterations=3), out_dir=paused, progress=False)
+        assert "paused" not in shorter and load_checkpoint(paused / "checkpoint.pt")["step"] == 3
+    else:  # the planned length is part of the run: a shorter one is refused, and nothing is written
+        before = (paused / "checkpoint.pt").read_bytes()
+        with pytest.raises(FileExistsError, match="iterations") as err:
+            train_experiment(config.replace(iterations=3), out_dir=paused, progress=False)
+        assert "annealed" in str(err.value)
+        assert (paused / "checkpoint.pt").read_bytes() == before
+        assert train_experiment(config, out_dir=paused, progress=False, time_limit=1.5)["step"] == 3  # 2 steps
+    assert train_experiment(config, out_dir=paused, progress=False, time_limit=0.5)["step"] == 4
+    seeded_globals()
+    resumed = train_experiment(config, out_dir=paused, progress=False)
+    after_resumed = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+
+    a, b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(paused / "checkpoint.pt")
+    assert a["step"] == b["step"] == config.iterations
+    for part in ("model", "optimizer", "scheduler", "history"):
+        _assert_same(a[part], b[part], part)
+    assert a["history"]["step"] == list(range(config.iterations)) and a["history"]["eval_step"] == [3, 6]
+    for key in ("mean", "ci95", "history"):
+        _assert_same(straight[key], resumed[key], key)
+    # the caller's random generators are left as they were: training draws from its own, per step
+    assert torch.equal(after_straight[0], after_resumed[0]) and (after_straight[1] == after_resumed[1]).all()
+    assert after_straight[2] == after_resumed[2]
+
+
+def test_the_issue_example_gives_equal_learning_rates(tmp_path):
+    cfg = EXPERIMENTS["sinusoid-pretrain"].replace(iterations=8, lr_decay_every=2, checkpoint_every=4, eval_every=0, eval_tasks=5,
+                                                   meta_batch_size=4)
+    train_experiment(cfg, out_dir=tmp_path / "straight", progress=False)
+    train_experiment(cfg.replace(iterations=4), out_dir=tmp_path / "resumed", progress=False)
+    train_experiment(cfg, out_dir=tmp_path / "resumed", progress=False)
+
+    def lr(d):
+        return load_checkpoint(tmp_path / d / "checkpoint.pt")["optimizer"]["param_groups"][0]["lr"]
+
+    assert lr("straight") == lr("resumed") == 1e-3 * 0.5 ** 4
+
+
+def test_a_checkpoint_without_schedule_state_resumes_at_the_right_rate(tmp_path):
+    """Checkpoints written before the schedule's state was stored: the rate follows from the step count."""
+    cfg = EXPERIMENTS["sinusoid-pretrain"].quick().replace(iterations=6, lr_decay_every=2, eval_tasks=3)
+    train_experiment(cfg, out_dir=tmp_path / "straight", progress=False)
+    train_experiment(cfg.replace(iterations=3), out_dir=tmp_path / "old", progress=False)
+    ckpt = load_checkpoint(tmp_path / "old" / "checkpoint.pt")
+    del ckpt["scheduler"]
+    for group in ckpt["optimizer"]["param_groups"]:
+        group["lr"] *= 0.5 ** 3  # the fault this replaces: an earlier resume decayed the stored rate again
+    torch.save(ckpt, tmp_path / "old" / "checkpoint.pt")
+    train_experiment(cfg, out_dir=tmp_path / "old", progress=False)
+    a, b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(tmp_path / "old" / "checkpoint.pt")
+    _assert_same(a["optimizer"], b["optimizer"], "optimizer")
+    _assert_same(a["model"], b["model"], "model")
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"seed": 1}, "seed"), ({"lr_decay_every": 3}, "lr_decay_every"), ({"outer_lr": 0.01}, "outer_lr"),
+])
+def test_a_continuation_that_changes_the_run_is_refused(tmp_path, change, match):
+    config = small("sinusoid-pretrain").replace(iterations=4, lr_decay_every=2)
+    train_experiment(config, out_dir=tmp_path, progress=False, time_limit=1e-9)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(FileExistsError, match=match) as err:
+        train_experiment(config.replace(**change), out_dir=tmp_path, progress=False)
+    assert "change what the run computes" in str(err.value)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_a_run_cannot_be_shortened_below_the_steps_it_has_trained(tmp_path):
+    config = small("sinusoid-pretrain").replace(iterations=6)
+    train_experiment(config, out_dir=tmp_path, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "results.json").read_bytes()
+    with pytest.raises(FileExistsError, match="has trained 6 steps.*iterations=4"):
+        train_experiment(config.replace(iterations=4), out_dir=tmp_path, progress=False)
+    assert ((tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "results.json").read_bytes()) == before

@@ -131,6 +131,8 @@ class ExperimentConfig:
     #: Fields that may change between a paused run and its continuation without changing what the
     #: run is (how long it runs and how often it reports).
     schedule_fields: ClassVar[frozenset[str]] = frozenset({"iterations", "eval_every", "checkpoint_every", "note"})
+    #: Why a field is part of what the run is, where that is not obvious (said when a continuation is refused).
+    identity_reasons: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         ranges = field_ranges(type(self))

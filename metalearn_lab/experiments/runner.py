@@ -79,22 +79,72 @@ def run_dir(name: str, runs: str | os.PathLike | None = None) -> Path:
     return Path(runs) if runs is not None else paths.runs_dir() / name
 
 
-def _restore_schedule(scheduler, ckpt: dict[str, Any], config: ExperimentConfig, start: int) -> None:
+def _restore_schedule(scheduler, ckpt: dict[str, Any], start: int) -> None:
     """Put the learning-rate schedule where the paused run left it.
 
     Checkpoints store the schedule's state. Older ones did not; their step count says where the
-    schedule was, and the learning rate is set from it (their own stored rate may have been decayed
-    twice by an earlier resume, the fault this replaces).
+    schedule was: the rates are reset to their initial values and the schedule is stepped ``start``
+    times, as the uninterrupted run stepped it (their own stored rate may have been decayed twice
+    by an earlier resume, the fault this replaces).
     """
     if scheduler is None:
         return
     if ckpt.get("scheduler"):
         scheduler.load_state_dict(ckpt["scheduler"])
         return
-    scheduler.last_epoch = start
-    for group in scheduler.optimizer.param_groups:
-        group["lr"] = config.outer_lr * 0.5 ** (start // config.lr_decay_every)
-    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    import warnings
+
+    for group, initial in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = initial
+    scheduler.last_epoch = 0
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": no optimizer step is due here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start):
+            scheduler.step()
+
+
+@contextlib.contextmanager
+def _step_random_state(config: ExperimentConfig, step: int, device: torch.device):
+    """Training step ``step`` draws from global random generators seeded by the run's seed and the step.
+
+    Recipes draw their tasks from :func:`step_generator`; anything that uses the global generators
+    instead (dropout, a user's augmentation) then also gets the same numbers at step ``step`` whether
+    the run paused before it or not. The caller's generators (torch, NumPy, ``random``) are restored.
+    """
+    import random
+
+    import numpy as np
+
+    seed = (config.seed * 1_000_003 + step) ^ 0x5DEECE66D  # not the stream of step_generator
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def _refuse_a_different_run(ckpt_path: Path, ckpt: dict[str, Any], config: ExperimentConfig, *, resuming: bool) -> None:
+    """Raise ``FileExistsError`` when the checkpoint belongs to another run, or continuing it with ``config`` would change what the run is."""
+    stored_config = ExperimentConfig.from_dict(ckpt["config"])
+    if not same_run(ckpt["config"], config.to_dict()):
+        stored = stored_config.run_identity()
+        changed = sorted(k for k, v in config.run_identity().items() if stored.get(k) != v)
+        reasons = "".join(f"; {k}: {config.identity_reasons[k]}" for k in changed if k in config.identity_reasons)
+        raise FileExistsError(
+            f"{ckpt_path} belongs to a run with a different config (fields {changed} differ: "
+            + ", ".join(f"{k}={stored.get(k)!r} there, {getattr(config, k)!r} here" for k in changed)
+            + f"), and they change what the run computes{reasons}; move it away or choose --out")
+    if resuming and ckpt["step"] > config.iterations:
+        raise FileExistsError(
+            f"{ckpt_path} holds a run that has trained {ckpt['step']} steps, more than iterations={config.iterations}: "
+            "stopping it earlier would not undo those steps; ask for iterations >= "
+            f"{ckpt['step']}, or move the run away and train a shorter one from the start")
 
 
 def train_experiment(
@@ -131,24 +181,21 @@ def train_experiment(
     machines: list[str] = []
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if not same_run(ckpt["config"], config.to_dict()):
-            stored = ExperimentConfig.from_dict(ckpt["config"]).run_identity()
-            changed = sorted(k for k, v in config.run_identity().items() if stored.get(k) != v)
-            raise FileExistsError(f"{ckpt_path} belongs to a run with a different config (fields {changed} differ, "
-                                  "and they change what the run computes); move it away or choose --out")
+        _refuse_a_different_run(ckpt_path, ckpt, config, resuming=resume)
         if resume:
             model.load_state_dict(ckpt["model"])
             if optimizer is not None and ckpt.get("optimizer"):
                 optimizer.load_state_dict(ckpt["optimizer"])
-            start, history = min(ckpt["step"], config.iterations), History.from_dict(ckpt["history"])
-            _restore_schedule(scheduler, ckpt, config, start)
+            start, history = ckpt["step"], History.from_dict(ckpt["history"])
+            _restore_schedule(scheduler, ckpt, start)
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
             devices = list(ckpt["metrics"].get("devices", []))
             machines = list(ckpt["metrics"].get("machines", []))
     step_core = recipe.make_step(config, model, optimizer, device)
 
     def step_fn(i):
-        out_ = step_core(i)
+        with _step_random_state(config, i, device):
+            out_ = step_core(i)
         if scheduler is not None:
             scheduler.step()
         return out_

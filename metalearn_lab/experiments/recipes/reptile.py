@@ -29,6 +29,8 @@ class ReptileConfig(EpisodeConfig):
     eval_inner_steps: int = 20
 
     schedule_fields = frozenset({"eval_every", "checkpoint_every", "note"})
+    identity_reasons = {"iterations": "the outer step is annealed linearly to 0 over the planned iterations, so every "
+                                      "step's size depends on them (continue with the iterations the run started with)"}
     ranges = {"outer_lr": Float(0, 1, low_open=True), "inner_steps": Int(1), "inner_lr": Float(0, low_open=True),
               "eval_inner_steps": Int(0)}
 
