@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from metalearn_lab import experiments
+from metalearn_lab import experiments, training
 from metalearn_lab.experiments import (
     EXPERIMENTS,
     RECIPES,
@@ -17,7 +17,6 @@ from metalearn_lab.experiments import (
     train_experiment,
 )
 from metalearn_lab.experiments.recipes import siamese as siamese_recipe
-from metalearn_lab import training
 from metalearn_lab.training import load_checkpoint
 
 REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
