@@ -24,6 +24,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from metalearn_lab.autodiff import peak_saved_tensor_bytes
+from metalearn_lab.models import unchanged
 from metalearn_lab.validation import check_float, check_int
 
 Params = dict[str, torch.Tensor]
@@ -227,6 +228,7 @@ def meta_loss(
     if vectorize is None:
         vectorize = prefers_vmap(model)
     if vectorize:
+        check_vectorizable(model)
         task = _functional_task(model, loss_fn, inner_steps, inner_lr, first_order)
         predictions = vmap(task, in_dims=(None, None, 0, 0, 0), randomness="different")(
             dict(params), buffers, x_support, y_support, x_query
@@ -281,9 +283,20 @@ def adapt_and_predict(
 ) -> torch.Tensor:
     """Test-time use of a meta-trained model: adapt to each task's support set, predict its queries.
 
-    No meta-gradient is built (the inner gradients still are). Returns ``[meta_batch_size, n_query_total, ...]``.
+    No meta-gradient is built (the inner gradients still are), and the model is left exactly as it
+    was: its weights are adapted in copies, and batch-norm running statistics that a forward pass in
+    training mode updates are restored afterwards (:func:`metalearn_lab.models.unchanged`).
+
+    In training mode, batch norm normalises each task's support set and each task's queries with
+    their own statistics, so a query's prediction depends on the other queries of its task: a
+    *transductive* evaluation, as in Finn et al.'s MAML code. In eval mode, a model with running
+    statistics classifies each query on its own. :func:`metalearn_lab.models.uses_batch_statistics`
+    says which applies.
+
+    Returns ``[meta_batch_size, n_query_total, ...]``. Raises ``ValueError`` for ``vectorize=True``
+    on a model whose batch norm updates running statistics in training mode (vmap cannot do that).
     """
-    with torch.no_grad():
+    with torch.no_grad(), unchanged(model):
         params = {k: v.detach() for k, v in model.named_parameters()}
         _, predictions = meta_loss(
             model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True,
@@ -330,8 +343,25 @@ def query_mse(model: torch.nn.Module, tasks, inner_steps: int, inner_lr: InnerLR
 
 
 def prefers_vmap(model: torch.nn.Module) -> bool:
-    """Whether :func:`meta_loss` should vectorise over tasks for ``model``: no for conv nets on CPU."""
-    return not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    """Whether :func:`meta_loss` should vectorise over tasks for ``model``: no for conv nets on CPU, nor for a
+    model whose batch norm updates running statistics (see :func:`writes_running_statistics`)."""
+    return not writes_running_statistics(model) and not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def check_vectorizable(model: torch.nn.Module) -> None:
+    """Raise ``ValueError`` if ``model`` cannot be mapped over tasks with :func:`torch.func.vmap` (``vectorize=True``)."""
+    if writes_running_statistics(model):
+        raise ValueError(
+            "vectorize=True cannot run this model: its batch norm updates running statistics in training mode, and "
+            "vmap cannot write one set of statistics from many tasks at once; pass vectorize=False (one task at a "
+            "time), put the model in eval mode (running statistics, not transductive), or build it with batch "
+            "statistics only (Conv4(track_running_stats=False))")
+
+
+def writes_running_statistics(model: torch.nn.Module) -> bool:
+    """Whether a forward pass of ``model`` in its current mode updates batch-norm running statistics in place."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+               for m in model.modules())
 
 
 # --- the meta-gradient written out: as a dict, in closed form for linear regression, and its cost ---

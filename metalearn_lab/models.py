@@ -6,6 +6,9 @@ All of them work with :func:`torch.func.functional_call` and a parameter dict
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -155,3 +158,52 @@ def count_parameters(model: nn.Module) -> int:
     1761
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def uses_batch_statistics(model: nn.Module) -> bool:
+    """Whether ``model``, in its current train/eval modes, normalises with the statistics of the batch it sees.
+
+    True for :class:`TaskBatchNorm2d` (always) and for PyTorch's batch norm in training mode or
+    without running statistics. Evaluated that way, a query's prediction depends on the other
+    queries of its batch: the evaluation is *transductive* (Nichol et al. 2018, §6; Finn et al.'s
+    MAML code). Layer, group and instance norm work on each example alone and are not counted.
+
+    >>> uses_batch_statistics(Conv4(track_running_stats=False)), uses_batch_statistics(Conv4().eval())
+    (True, False)
+    >>> uses_batch_statistics(Conv4().train()), uses_batch_statistics(SineMLP())
+    (True, False)
+    """
+    for module in model.modules():
+        if isinstance(module, TaskBatchNorm2d):
+            return True
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (module.training or module.running_mean is None):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def unchanged(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block that must leave ``model`` as it was: its buffers and train/eval modes are restored after it.
+
+    Evaluation code uses it so that a forward pass in training mode (batch norm with running
+    statistics updates them in place) never writes the test data's statistics into the model.
+    Parameters are not copied: evaluation does not write them.
+
+    >>> net = Conv4().train()
+    >>> before = net.features[0][1].running_mean.clone()
+    >>> with unchanged(net):
+    ...     _ = net.eval().train()(torch.rand(4, 1, 28, 28))
+    >>> torch.equal(net.features[0][1].running_mean, before), net.training
+    (True, True)
+    """
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    modes = {module: module.training for module in model.modules()}
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in buffers:
+                    buffer.copy_(buffers[name])
+        for module, training in modes.items():
+            module.training = training

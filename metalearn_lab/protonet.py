@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from metalearn_lab.models import unchanged
 from metalearn_lab.validation import check_int
 
 
@@ -53,7 +54,9 @@ def protonet_logits(model: torch.nn.Module, x_support: torch.Tensor, y_support: 
     """Logits ``[B, N*Q, n_way]`` = minus squared distances from query embeddings to prototypes.
 
     ``x_support`` ``[B, N*K, C, H, W]``, ``x_query`` ``[B, N*Q, C, H, W]``. All images of all tasks go
-    through ``model`` in one batch.
+    through ``model`` in one batch. This is the forward pass of training (:func:`protonet_loss`): in
+    training mode, batch norm updates its running statistics, as any forward pass does. To evaluate,
+    use :func:`protonet_predict`, which leaves the model as it was.
     """
     n_way = check_int("n_way", n_way, minimum=1)
     batch, n_support = x_support.shape[:2]
@@ -63,6 +66,26 @@ def protonet_logits(model: torch.nn.Module, x_support: torch.Tensor, y_support: 
     z_support = z[: batch * n_support].reshape(batch, n_support, -1)
     z_query = z[batch * n_support :].reshape(batch, n_query, -1)
     return -squared_distances(z_query, prototypes(z_support, y_support, n_way))
+
+
+def protonet_predict(model: torch.nn.Module, x_support: torch.Tensor, y_support: torch.Tensor, x_query: torch.Tensor,
+                     n_way: int) -> torch.Tensor:
+    """Evaluation: :func:`protonet_logits` without gradient, leaving ``model`` exactly as it was.
+
+    Batch-norm running statistics that a forward pass in training mode would update are restored
+    afterwards (:func:`metalearn_lab.models.unchanged`). In eval mode each image is embedded on its
+    own (not transductive); in training mode batch norm uses the statistics of all the images passed
+    together (transductive; :func:`metalearn_lab.models.uses_batch_statistics` says which).
+
+    >>> from metalearn_lab.models import Conv4
+    >>> net = Conv4()
+    >>> before = {k: v.clone() for k, v in net.state_dict().items()}
+    >>> logits = protonet_predict(net, torch.rand(1, 2, 1, 28, 28), torch.tensor([[0, 1]]), torch.rand(1, 4, 1, 28, 28), 2)
+    >>> tuple(logits.shape), all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    ((1, 4, 2), True)
+    """
+    with torch.no_grad(), unchanged(model):
+        return protonet_logits(model, x_support, y_support, x_query, n_way)
 
 
 def protonet_loss(model: torch.nn.Module, episode, n_way: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

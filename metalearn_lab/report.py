@@ -88,18 +88,28 @@ def training_cost(r: dict[str, Any]) -> str:
     return f"{_hours(wall)}: " + " + ".join(parts)
 
 
+def transductive_cell(result: dict[str, Any]) -> str:
+    """Whether our evaluation used the test batch's statistics in batch norm, as the results file records it.
+
+    >>> transductive_cell({"transductive": True}), transductive_cell({"transductive": False}), transductive_cell({})
+    ('yes', 'no', 'not recorded')
+    """
+    return {True: "yes", False: "no"}.get(result.get("transductive"), "not recorded")
+
+
 def results_table(results: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: experiment, reached (mean ± 95% CI), target, published, training cost."""
-    rows = ["| experiment | reached (mean ± 95% CI) | target | published | training (wall time, where) | steps |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    """Markdown table: experiment, reached (mean ± 95% CI), whether transductive, target, published, training cost."""
+    rows = ["| experiment | reached (mean ± 95% CI) | transductive | target | published | training (wall time, where) | steps |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, label, target, keys in TARGETS:
         r = results.get(name)
         paper = published_cell(keys)
         if r is None:
-            rows.append(f"| {label} | not trained yet | {target} | {paper} | | |")
+            rows.append(f"| {label} | not trained yet | | {target} | {paper} | | |")
             continue
         cost = training_cost(r)
-        rows.append(f"| {label} | **{format_result(r)}** | {target} | {paper} | {cost} | {r['config']['iterations']} |")
+        rows.append(f"| {label} | **{format_result(r)}** | {transductive_cell(r)} | {target} | {paper} | {cost} "
+                    f"| {r['config']['iterations']} |")
     return "\n".join(rows)
 
 
@@ -202,8 +212,15 @@ def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_
         results_table(results),
         "",
         "Protocols: Omniglot experiments use the 1200/423 character split with rotations as new classes,",
-        "28×28 images, Conv4, and 600 fixed test tasks (mean ± 95% interval over tasks). Lake's runs are",
-        "the 20 runs × 20 trials of `all_runs.zip`, trained on the 30 background alphabets only.",
+        "28×28 images, Conv4, and 600 fixed test tasks (mean ± Student's t 95% interval over tasks). Lake's",
+        "runs are the 20 runs × 20 trials of `all_runs.zip`, trained on the 30 background alphabets only",
+        "(interval over the 20 runs).",
+        "",
+        "*Transductive* (column 3) means that batch norm normalised each test task's queries with their own",
+        "statistics, so that a query's prediction depends on the other queries of its task: MAML and Reptile",
+        "are evaluated that way, as in their authors' code; ProtoNets and the Siamese net use the running",
+        "statistics of training and classify each query on its own. The published column says the same of",
+        "each paper's number; compare transductive numbers with transductive ones.",
         "Most runs were trained on a 2-core CPU; the Omniglot MAML runs were continued, and the",
         "ProtoNet and Siamese runs trained, on one H100 GPU for a few minutes each (column 'training').",
         "Where a run is shorter than the paper's, its config says by how much:",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.func import vmap
 
-from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, functional_adapt, prefers_vmap
+from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, check_vectorizable, functional_adapt, prefers_vmap
 from metalearn_lab.validation import check_float, check_int
 
 
@@ -70,6 +70,8 @@ def reptile_step(
     adapt_fn = functional_adapt(model, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)
     if vectorize is None:
         vectorize = prefers_vmap(model)
+    if vectorize:
+        check_vectorizable(model)
     with torch.no_grad():
         if vectorize:
             adapted = vmap(adapt_fn, in_dims=(None, None, 0, 0), randomness="different")(params, buffers, x, y)

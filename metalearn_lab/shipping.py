@@ -14,12 +14,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-
 from metalearn_lab.training import SHIPPED_DIR, load_checkpoint, save_checkpoint
 from metalearn_lab.validation import check_int
 
 MANIFEST = SHIPPED_DIR / "manifest.json"
 CHECK_TASKS = 40
+#: What a run reached, as the manifest and the results file record it (a shipped checkpoint holds a
+#: copy written when it was shipped; the manifest's record is the current one).
+RECORD_FIELDS = ("metric", "mean", "ci95", "n_tasks", "protocol", "transductive", "by_steps")
 
 
 def sha256_of(path: str | Path) -> str:
@@ -95,10 +97,8 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     dest = SHIPPED_DIR / f"{experiment}.pt"
     tmp = SHIPPED_DIR / f".{experiment}.pt.new"
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    metrics = {k: results[k] for k in ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "train_wall_s",
-                                       "device", "machine", "threads") if k in results}
-    if "by_steps" in results:
-        metrics["by_steps"] = results["by_steps"]
+    metrics = {k: results[k] for k in (*RECORD_FIELDS, "train_cpu_s", "train_wall_s", "device", "machine", "threads")
+               if k in results}
     history = downsample_history(ckpt["history"])
     save_checkpoint(tmp, model, config=ckpt["config"], metrics=metrics, history=history, step=ckpt["step"], overwrite=True)
     if dest.exists() and not overwrite and experiment in manifest and sha256_of(dest) != manifest[experiment]["sha256"]:

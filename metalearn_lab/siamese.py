@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from metalearn_lab.models import unchanged
 from metalearn_lab.validation import check_float
 
 _EPS = 1e-12
@@ -72,8 +73,12 @@ def nearest_support(model: torch.nn.Module, x_support: torch.Tensor, x_query: to
     """One-shot classification: for each query, the index of the nearest support embedding.
 
     ``x_support`` ``[S, C, H, W]`` (one image per class), ``x_query`` ``[Q, C, H, W]`` → ``[Q]``.
+    An evaluation: no gradient, and ``model`` is left as it was (batch-norm running statistics that a
+    forward pass in training mode would update are restored; evaluate in eval mode so that each query
+    is embedded on its own rather than with the batch's statistics).
     """
-    z = model(torch.cat([x_support, x_query]))
+    with torch.no_grad(), unchanged(model):
+        z = model(torch.cat([x_support, x_query]))
     z_support, z_query = z[: len(x_support)], z[len(x_support) :]
     return torch.cdist(z_query, z_support).argmin(-1)
 
@@ -81,7 +86,8 @@ def nearest_support(model: torch.nn.Module, x_support: torch.Tensor, x_query: to
 def verification_accuracy(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor, same: torch.Tensor, threshold: float) -> float:
     """Share of pairs classified correctly by "same if distance < threshold" (``threshold`` >= 0)."""
     threshold = check_float("threshold", threshold, low=0)
-    z = model(torch.cat([x1, x2]))
+    with torch.no_grad(), unchanged(model):  # an evaluation: the model is left as it was
+        z = model(torch.cat([x1, x2]))
     d = pair_distance(z[: len(x1)], z[len(x1) :])
     return float(((d < threshold).float() == same).float().mean())
 

@@ -389,3 +389,53 @@ def test_a_run_cannot_be_shortened_below_the_steps_it_has_trained(tmp_path):
     with pytest.raises(FileExistsError, match="has trained 6 steps.*iterations=4"):
         train_experiment(config.replace(iterations=4), out_dir=tmp_path, progress=False)
     assert ((tmp_path / "checkpoint.pt").read_bytes(), (tmp_path / "results.json").read_bytes()) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate_experiment never writes into a model, for every recipe and every model it can evaluate,
+# and records whether its evaluation is transductive
+
+
+def _eval_config(algorithm: str):
+    config = next(c for c in EXPERIMENTS.values() if c.algorithm == algorithm).quick()
+    smaller = {"eval_inner_steps": 1, "eval_n_query": 2, "eval_steps": (1,)}
+    return config.replace(**{k: v for k, v in smaller.items() if hasattr(config, k)})
+
+
+def _models_for(algorithm: str):
+    """Every model of tests/test_models.py's table that this recipe's evaluation can run."""
+    from _model_zoo import MODELS, kinds
+
+    wanted = {"sinusoid-maml": "sine", "sinusoid-pretrain": "sine", "maml": "logits", "reptile": "logits",
+              "protonet": "image", "siamese": "image"}[algorithm]
+    return [name for name in MODELS if wanted in kinds(name)]
+
+
+EVALUATION_CASES = [pytest.param(algorithm, name, mode, id=f"{algorithm} | {name} | {mode}")
+                    for algorithm in RECIPES for name in _models_for(algorithm) for mode in ("train", "eval")]
+
+
+def test_every_recipe_is_covered_by_the_evaluation_cases():
+    assert {case.values[0] for case in EVALUATION_CASES} == set(RECIPES)
+
+
+@pytest.mark.parametrize("algorithm, name, mode", EVALUATION_CASES)
+def test_evaluate_experiment_leaves_the_model_unchanged_and_says_if_transductive(algorithm, name, mode, request):
+    from _model_zoo import assert_unchanged, built, state
+
+    if not algorithm.startswith("sinusoid"):
+        request.getfixturevalue("omniglot")
+    config = _eval_config(algorithm)
+    model, _ = built(name, mode)
+    before = state(model)
+    results = evaluate_experiment(config, model, n_tasks=2)
+    assert_unchanged(model, before, f"evaluate_experiment ({algorithm})")
+    # MAML and Reptile adapt in training mode (batch statistics, as in their authors' code); ProtoNets
+    # and Siamese nets embed in eval mode (running statistics); sinusoid nets keep the caller's mode
+    evaluated_in = {"maml": True, "reptile": True, "protonet": False, "siamese": False}.get(algorithm, mode == "train")
+    from metalearn_lab.models import uses_batch_statistics
+
+    expected = uses_batch_statistics(model.train(evaluated_in))
+    assert results["transductive"] is expected
+    assert ("; transductive: batch norm normalises each task's queries" in results["protocol"]) is expected
+    assert ("; not transductive: " in results["protocol"]) is (not expected)

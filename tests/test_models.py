@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
+import torch.nn.functional as F
+from _model_zoo import MODELS, assert_unchanged, built, kinds, state
 from torch import nn
 from torch.func import functional_call
 
-from metalearn_lab.models import Conv4, EmbeddingNet, SineMLP, TaskBatchNorm2d, count_parameters
-
+from metalearn_lab import models as models_module
+from metalearn_lab.maml import adapt_and_predict, writes_running_statistics
+from metalearn_lab.models import (
+    Conv4,
+    EmbeddingNet,
+    SineMLP,
+    TaskBatchNorm2d,
+    count_parameters,
+    unchanged,
+    uses_batch_statistics,
+)
+from metalearn_lab.protonet import protonet_predict
+from metalearn_lab.siamese import nearest_support, verification_accuracy
 
 
 def test_shapes():
@@ -74,3 +89,94 @@ def test_count_parameters():
     frozen = SineMLP()
     frozen.net[0].weight.requires_grad_(False)
     assert count_parameters(frozen) == 1761 - 40
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation never writes into a model: every model class × every evaluation entry point of the
+# library, in training and in eval mode, leaves the state_dict (and the modes) as they were.
+
+
+def test_the_model_table_covers_every_model_class():
+    defined = {obj for _, obj in inspect.getmembers(models_module, inspect.isclass)
+               if issubclass(obj, nn.Module) and obj.__module__ == models_module.__name__}
+    used = {type(m) for make, _ in MODELS.values() for m in make().modules()}
+    assert defined <= used, f"add a model with {sorted(c.__name__ for c in defined - used)} to MODELS"
+
+
+def _sine_batch():
+    from metalearn_lab.data.sinusoid import SinusoidTasks
+
+    return SinusoidTasks().sample(3, 5, 4, generator=torch.Generator().manual_seed(0)).as_tuple()
+
+
+def _image_episode():
+    generator = torch.Generator().manual_seed(0)
+    x_support, x_query = torch.rand(2, 5, 1, 28, 28, generator=generator), torch.rand(2, 10, 1, 28, 28, generator=generator)
+    return x_support, torch.arange(5).repeat(2, 1), x_query, torch.arange(5).repeat_interleave(2).repeat(2, 1)
+
+
+def _adapt(vectorize):
+    def run(model, kind):
+        batch, loss = (_sine_batch(), F.mse_loss) if kind == "sine" else (_image_episode(), F.cross_entropy)
+        return adapt_and_predict(model, batch, loss, inner_steps=2, inner_lr=0.1, vectorize=vectorize)
+    return run
+
+
+def _protonet(model, kind):
+    x_support, y_support, x_query, _ = _image_episode()
+    return protonet_predict(model, x_support, y_support, x_query, 5)
+
+
+def _nearest(model, kind):
+    x_support, _, x_query, _ = _image_episode()
+    return nearest_support(model, x_support[0], x_query[0])
+
+
+def _verification(model, kind):
+    x_support, _, x_query, _ = _image_episode()
+    return verification_accuracy(model, x_support[0], x_query[0, :5], torch.tensor([1.0, 0, 1, 0, 1]), threshold=1.0)
+
+
+#: entry point -> (how to call it, which kinds of model it evaluates; "logits": an image model with a head)
+ENTRY_POINTS = {
+    "maml.adapt_and_predict (loop)": (_adapt(False), {"sine", "logits"}),
+    "maml.adapt_and_predict (vmap)": (_adapt(True), {"sine", "logits"}),
+    "maml.adapt_and_predict (default)": (_adapt(None), {"sine", "logits"}),
+    "protonet.protonet_predict": (_protonet, {"image", "logits"}),
+    "siamese.nearest_support": (_nearest, {"image", "logits"}),
+    "siamese.verification_accuracy": (_verification, {"image", "logits"}),
+}
+
+
+CASES = [pytest.param(entry, name, mode, id=f"{entry} | {name} | {mode}")
+         for entry, (_, accepted) in ENTRY_POINTS.items() for name in MODELS for mode in ("train", "eval")
+         if kinds(name) & accepted]
+
+
+@pytest.mark.parametrize("entry, name, mode", CASES)
+def test_evaluation_leaves_the_model_unchanged(entry, name, mode):
+    model, kind = built(name, mode)
+    before = state(model)
+    run, _ = ENTRY_POINTS[entry]
+    if entry.endswith("(vmap)") and writes_running_statistics(model):
+        # vmap cannot update one set of running statistics from many tasks: a clear error, nothing written
+        with pytest.raises(ValueError, match="vectorize=True cannot run this model.*batch norm updates running statistics"):
+            run(model, kind)
+    else:
+        out = run(model, kind)
+        assert out is not None
+    assert_unchanged(model, before, entry)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_uses_batch_statistics_says_whether_predictions_depend_on_the_batch(name, mode):
+    """Transductive means: changing one input of the batch changes the others' outputs."""
+    model, kind = built(name, mode)
+    x = torch.randn(6, 1) if kind == "sine" else torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    changed = x.clone()
+    changed[-1] = changed[-1] * 3 + 1
+    with unchanged(model), torch.no_grad():
+        a, b = model(x)[:-1], model(changed)[:-1]
+    depends = not torch.allclose(a, b, atol=1e-6)
+    assert uses_batch_statistics(model) == depends

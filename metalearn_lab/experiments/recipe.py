@@ -21,6 +21,25 @@ StepFn = Callable[[int], dict[str, float]]
 SPLITS = ("validation", "test")
 
 
+def batch_norm_protocol(model: torch.nn.Module) -> dict[str, Any]:
+    """Whether an evaluation of ``model`` in its current mode is transductive, as results files record it.
+
+    Returns ``{"transductive": bool, "batch_norm": sentence}``; the sentence goes into the results'
+    ``protocol``. Transductive: batch norm normalises each task's queries with their own statistics
+    (:func:`metalearn_lab.models.uses_batch_statistics`), so a query's prediction depends on the
+    other queries of its task, the protocol of Finn et al.'s MAML code (Nichol et al. 2018, §6).
+    """
+    from metalearn_lab.models import uses_batch_statistics
+
+    if uses_batch_statistics(model):
+        return {"transductive": True, "batch_norm": "transductive: batch norm normalises each task's queries with their "
+                "own statistics, so a query's prediction depends on the other queries of its task"}
+    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return {"transductive": False, "batch_norm": "not transductive: " + (
+        "batch norm uses the running statistics of training, so each query is classified on its own" if has_norm
+        else "no batch norm; each query is predicted on its own")}
+
+
 def step_generator(config: ExperimentConfig, step: int) -> torch.Generator:
     """The random generator of training step ``step`` (>= 0): the same tasks every time the step is run."""
     return torch.Generator().manual_seed(config.seed * 1_000_003 + check_int("step", step, minimum=0))

@@ -10,6 +10,7 @@ after the last step.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ from metalearn_lab import paths
 from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.registry import get_config, recipe_for
 from metalearn_lab.experiments.splits import test_tasks_locked
+from metalearn_lab.models import unchanged
 from metalearn_lab.training import History, load_checkpoint, meta_train, save_checkpoint, shipped_checkpoint
 from metalearn_lab.validation import check_float, check_int
 
@@ -40,13 +42,26 @@ def evaluate_experiment(config: ExperimentConfig, model: torch.nn.Module, *, n_t
 
     Omniglot: accuracy over fixed tasks with its mean ± 95% interval. Sinusoid: query MSE after each
     number of fine-tuning steps in ``config.eval_steps``. Siamese: accuracy on Lake's 20 runs.
-    Returns a results dict (``"metric"``, ``"mean"``, ``"ci95"``, ``"n_tasks"``, ``"protocol"``, ...).
+    Returns a results dict (``"metric"``, ``"mean"``, ``"ci95"``, ``"n_tasks"``, ``"protocol"``,
+    ``"transductive"``, ...): ``transductive`` is True when batch norm normalised each task's queries
+    with their own statistics (MAML and Reptile, as in their authors' code), which the protocol says too.
+
+    ``model`` is left exactly as it was: same weights, buffers (batch-norm running statistics),
+    train/eval modes and device (a model on another device is evaluated as a copy).
     """
     if split not in ("test", "validation"):
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     n_tasks = None if n_tasks is None else check_int("n_tasks", n_tasks, minimum=2)  # an interval needs 2
     device = torch.device(device)
-    return recipe_for(config.algorithm).evaluate(config, model.to(device), split=split, n_tasks=n_tasks, device=device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if tensors and any(t.device != device and not (device.type == t.device.type and device.index is None) for t in tensors):
+        model = copy.deepcopy(model).to(device)  # the caller's model stays where it is
+    recipe = recipe_for(config.algorithm)
+    with unchanged(model):
+        results = recipe.evaluate(config, model, split=split, n_tasks=n_tasks, device=device)
+    if "transductive" not in results:
+        raise TypeError(f"the {config.algorithm!r} recipe's evaluate() must say whether its evaluation is transductive")
+    return results
 
 
 def _commit() -> str:
@@ -252,12 +267,19 @@ def load_experiment(name: str, *, quick: bool | None = None, device: str | torch
     In quick mode (``METALEARN_LAB_QUICK=1``) a shipped checkpoint is still used when present
     (loading is the quickest path); otherwise the quick config is trained in seconds.
     Returns ``(model, info)`` with ``info["source"]`` one of ``"shipped"``, ``"run"``, ``"trained"``.
+    For a shipped checkpoint, ``info["metrics"]`` is the manifest's record (the file's own copy is
+    left as it was written, so that its sha256 holds, and predates Student's t intervals and the
+    ``transductive`` field).
     """
     config = get_config(name, quick=False)
     model = build_model(config)
     shipped = shipped_checkpoint(name)
     if shipped is not None:
+        from metalearn_lab.shipping import RECORD_FIELDS, read_manifest
+
         ckpt = load_checkpoint(shipped, model)
+        entry = read_manifest().get(name, {})
+        ckpt["metrics"] = {**ckpt["metrics"], **{k: entry[k] for k in RECORD_FIELDS if k in entry}}
         return model.to(device), {**ckpt, "source": "shipped", "path": str(shipped)}
     quick_mode = paths.is_quick() if quick is None else quick
     config = config.quick() if quick_mode else config

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from metalearn_lab.experiments.config import ExperimentConfig, Int
+from metalearn_lab.experiments.recipe import batch_norm_protocol
 from metalearn_lab.experiments.splits import omniglot_splits, omniglot_test_tasks, omniglot_validation_tasks
 from metalearn_lab.maml import adapt_and_predict
 from metalearn_lab.metrics import accuracy, mean_confidence_interval
+from metalearn_lab.models import unchanged
 from metalearn_lab.samplers import FixedEpisodes
 from metalearn_lab.validation import check_int
 
@@ -66,13 +68,17 @@ def evaluate_by_adaptation(config, model, split: str, n_tasks: int | None, devic
     """
     tasks = evaluation_tasks(config, split, n_tasks)
     values: list[float] = []
-    model.train()
-    for episode in tasks.batches(32 if config.n_way <= 5 else 8):
-        episode = episode.to(device)
-        logits = adapt_and_predict(model, episode.as_tuple(), F.cross_entropy,
-                                   inner_steps=config.eval_inner_steps, inner_lr=config.inner_lr)
-        values.extend(accuracy(logits, episode.y_query).cpu().tolist())
+    with unchanged(model):
+        # batch statistics at test time, as in Finn et al.'s and Nichol et al.'s code (transductive)
+        model.train()
+        norm = batch_norm_protocol(model)
+        for episode in tasks.batches(32 if config.n_way <= 5 else 8):
+            episode = episode.to(device)
+            logits = adapt_and_predict(model, episode.as_tuple(), F.cross_entropy,
+                                       inner_steps=config.eval_inner_steps, inner_lr=config.inner_lr)
+            values.extend(accuracy(logits, episode.y_query).cpu().tolist())
     mean, half = mean_confidence_interval(values)
-    extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}"
+    extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}; {norm['batch_norm']}"
     return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
-            "n_tasks": len(values), "protocol": protocol(config, len(values), split, extra)}
+            "n_tasks": len(values), "transductive": norm["transductive"],
+            "protocol": protocol(config, len(values), split, extra)}

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from metalearn_lab.experiments.config import Int
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluation_tasks, protocol, train_classes
 from metalearn_lab.metrics import accuracy, mean_confidence_interval
-from metalearn_lab.models import Conv4
-from metalearn_lab.protonet import protonet_logits, protonet_loss
+from metalearn_lab.models import Conv4, unchanged
+from metalearn_lab.protonet import protonet_loss, protonet_predict
 from metalearn_lab.samplers import EpisodeSampler
 
 
@@ -48,19 +46,17 @@ class ProtoNet(Recipe):
     def evaluate(self, config, model, *, split, n_tasks, device):
         tasks = evaluation_tasks(config, split, n_tasks)
         values: list[float] = []
-        was_training = model.training
-        model.eval()
-        try:
+        with unchanged(model):
+            model.eval()  # running statistics: each image embedded on its own (Snell et al.'s code)
+            norm = batch_norm_protocol(model)
             for episode in tasks.batches(32 if config.n_way <= 5 else 8):
                 episode = episode.to(device)
-                with torch.no_grad():
-                    logits = protonet_logits(model, episode.x_support, episode.y_support, episode.x_query, config.n_way)
+                logits = protonet_predict(model, episode.x_support, episode.y_support, episode.x_query, config.n_way)
                 values.extend(accuracy(logits, episode.y_query).cpu().tolist())
-        finally:
-            model.train(was_training)
         mean, half = mean_confidence_interval(values)
         return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
-                "n_tasks": len(values), "protocol": protocol(config, len(values), split)}
+                "n_tasks": len(values), "transductive": norm["transductive"],
+                "protocol": protocol(config, len(values), split, f"; {norm['batch_norm']}")}
 
     def has_validation(self, config):
         return bool(config.validation_characters)

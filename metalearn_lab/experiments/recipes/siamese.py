@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import _check_unlocked, background_classes, lake_validation_runs
 from metalearn_lab.metrics import mean_confidence_interval
-from metalearn_lab.models import EmbeddingNet
+from metalearn_lab.models import EmbeddingNet, unchanged
 from metalearn_lab.samplers import PairSampler, random_affine
 from metalearn_lab.siamese import nearest_support, siamese_loss
 
@@ -71,20 +71,18 @@ class Siamese(Recipe):
             _check_unlocked("Lake's one-shot runs (the Siamese experiment's test set)")
             runs = load_lake_runs()
             what = "Lake's 20 runs x 20 trials (all_runs.zip)"
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                scores = score_lake_runs(runs, lambda s, q: nearest_support(model, s.to(device), q.to(device)).cpu())
-        finally:
-            model.train(was_training)
+        with unchanged(model):
+            model.eval()  # running statistics: each image embedded on its own
+            norm = batch_norm_protocol(model)
+            scores = score_lake_runs(runs, lambda s, q: nearest_support(model, s.to(device), q.to(device)).cpu())
         per_run = torch.tensor(scores["per_run"])
         mean, half = mean_confidence_interval(per_run)
         trained_on = (f"trained on {30 - config.validation_alphabets} background alphabets"
                       if config.validation_alphabets else "trained on all 30 background alphabets")
         return {"metric": "accuracy, Lake's 20-way within-alphabet one-shot runs", "mean": mean, "ci95": half,
-                "n_tasks": len(per_run) * 20, "per_run": scores["per_run"],
-                "protocol": f"{what}; nearest support embedding; {trained_on}; Student's t interval over the runs"}
+                "n_tasks": len(per_run) * 20, "per_run": scores["per_run"], "transductive": norm["transductive"],
+                "protocol": f"{what}; nearest support embedding; {trained_on}; Student's t interval over the runs; "
+                            f"{norm['batch_norm']}"}
 
     def has_validation(self, config):
         return bool(config.validation_alphabets)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.maml import meta_train_step, query_mse
 from metalearn_lab.metrics import summarize_mse
@@ -62,14 +62,15 @@ class _Sinusoid(Recipe):
         tasks = sinusoid_test_tasks if split == "test" else sinusoid_validation_tasks
         batch = tasks(config, n_tasks)
         tup = tuple(t.to(device) for t in batch.as_tuple())
+        norm = batch_norm_protocol(model)
         by_steps = {}
         for steps in sorted({0, *config.eval_steps}):
             by_steps[str(steps)] = summarize_mse(query_mse(model, tup, inner_steps=steps, inner_lr=config.inner_lr))
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
-                **final, "by_steps": by_steps,
+                **final, "by_steps": by_steps, "transductive": norm["transductive"],
                 "protocol": f"{len(batch)} {split} tasks A~U[0.1,5], phase~U[0,pi], x~U[-5,5]; {config.eval_k_shot} support, "
-                            f"{config.eval_n_query} query points; SGD inner_lr={config.inner_lr}"}
+                            f"{config.eval_n_query} query points; SGD inner_lr={config.inner_lr}; {norm['batch_norm']}"}
 
 
 class SinusoidMAML(_Sinusoid):
