@@ -58,6 +58,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from metalearn_lab.experiments import EXPERIMENTS, ExperimentConfig, build_model, evaluate_experiment, run_dir
+    from metalearn_lab.shipping import without_values
     from metalearn_lab.training import load_checkpoint, shipped_checkpoint
 
     target = args.checkpoint
@@ -76,8 +77,8 @@ def _cmd_evaluate(args) -> int:
     model.load_state_dict(ckpt["model"])
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = evaluate_experiment(config, model, n_tasks=args.tasks, device=args.device, progress=not args.no_progress)
-    results.pop("values", None)
+    results = without_values(evaluate_experiment(config, model, n_tasks=args.tasks, device=args.device,
+                                                 progress=not args.no_progress))
     print(json.dumps({"checkpoint": str(path), **results}, indent=1))
     return 0
 

@@ -53,6 +53,18 @@ def verify_shipped() -> dict[str, str]:
     return checked
 
 
+def without_values(results: dict[str, Any]) -> dict[str, Any]:
+    """A results dict without its per-task ``values`` (also those of ``by_steps``), for the manifest and printing.
+
+    >>> without_values({"mean": 0.5, "values": [0.0, 1.0], "by_steps": {"1": {"mean": 0.5, "values": [0.0, 1.0]}}})
+    {'mean': 0.5, 'by_steps': {'1': {'mean': 0.5}}}
+    """
+    out = {k: v for k, v in results.items() if k != "values"}
+    if isinstance(out.get("by_steps"), dict):
+        out["by_steps"] = {s: {k: v for k, v in r.items() if k != "values"} for s, r in out["by_steps"].items()}
+    return out
+
+
 def downsample_history(history: dict[str, list], max_points: int = 400) -> dict[str, list]:
     """Average the per-step series into at most ``max_points`` bins (evaluations are kept as they are).
 
@@ -97,8 +109,8 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     dest = SHIPPED_DIR / f"{experiment}.pt"
     tmp = SHIPPED_DIR / f".{experiment}.pt.new"
     SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
-    metrics = {k: results[k] for k in (*RECORD_FIELDS, "train_cpu_s", "train_wall_s", "device", "machine", "threads")
-               if k in results}
+    metrics = {k: v for k, v in without_values(results).items()
+               if k in (*RECORD_FIELDS, "train_cpu_s", "train_wall_s", "device", "machine", "threads")}
     history = downsample_history(ckpt["history"])
     save_checkpoint(tmp, model, config=ckpt["config"], metrics=metrics, history=history, step=ckpt["step"], overwrite=True)
     if dest.exists() and not overwrite and experiment in manifest and sha256_of(dest) != manifest[experiment]["sha256"]:
@@ -121,7 +133,7 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     # the results page reads these
     results_dir = SHIPPED_DIR.parent / "results"
     results_dir.mkdir(exist_ok=True)
-    shipped_results = {k: v for k, v in results.items() if k != "values"}
+    shipped_results = dict(results)  # with the per-task values: anyone can recompute the interval
     shipped_results["history"] = history
     (results_dir / f"{experiment}.json").write_text(json.dumps(shipped_results, indent=1))
     return entry

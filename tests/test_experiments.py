@@ -17,6 +17,7 @@ from metalearn_lab.experiments import (
     train_experiment,
 )
 from metalearn_lab.experiments.recipes import siamese as siamese_recipe
+from metalearn_lab.metrics import mean_confidence_interval
 from metalearn_lab.training import load_checkpoint
 
 REQUIRED = ("metric", "mean", "ci95", "n_tasks", "protocol", "train_cpu_s", "commit")
@@ -47,6 +48,12 @@ def test_quick_config_trains_end_to_end(name, tmp_path, request):
     assert ckpt["step"] == config.iterations and ckpt["config"] == config.to_dict()
     assert ckpt["history"]["step"] == list(range(config.iterations))
     assert results["mean"] == results["mean"] and results["ci95"] >= 0  # not NaN
+    # the numbers the interval is over travel with it: anyone can recompute mean ± Student's t interval
+    assert isinstance(results["transductive"], bool)
+    summaries = results["by_steps"].values() if "by_steps" in results else [results]
+    for summary in summaries:
+        mean, half = mean_confidence_interval(summary["values"])
+        assert mean == pytest.approx(summary["mean"], rel=1e-12) and half == pytest.approx(summary["ci95"], rel=1e-12)
     if config.algorithm.startswith("sinusoid"):
         assert results["n_tasks"] == 10 and set(results["by_steps"]) == {"0", "1", "5", "10"}
     elif config.algorithm == "siamese":

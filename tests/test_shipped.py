@@ -52,5 +52,41 @@ def test_results_page_renders_every_shipped_result(tmp_path):
         assert r["mean"] == pytest.approx(entry["mean"])
         shown = format_result(r)
         assert shown in page, f"{name}'s result {shown} is missing from the results page"
+        row = next(line for line in page.splitlines() if f"**{shown}**" in line)
+        assert row.split("|")[3].strip() == ("yes" if r["transductive"] else "no"), row  # the transductive column
     assert (tmp_path / "_generated" / "learning_curves.png").stat().st_size > 10_000
     json.dumps(results)  # plain JSON all the way down
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_every_shown_interval_is_students_t_over_the_stored_values(name):
+    """Results file, manifest and results page give one interval, recomputed here from the per-task
+    (or, for Lake's runs, per-run) values stored with it."""
+    from metalearn_lab.metrics import mean_confidence_interval, summarize_mse
+
+    result, entry = load_results()[name], MANIFEST[name]
+    pairs = [(result, entry)] + [(result["by_steps"][s], entry["by_steps"][s]) for s in result.get("by_steps", {})]
+    for stored, recorded in pairs:
+        values = stored["values"]
+        if "median" in stored:  # a sinusoid MSE summary: the same summary again
+            again = summarize_mse(torch.tensor(values, dtype=torch.float64))
+            assert {k: again[k] for k in ("mean", "ci95", "n_tasks", "n_diverged")} == pytest.approx(
+                {k: stored[k] for k in ("mean", "ci95", "n_tasks", "n_diverged")}, rel=1e-12)
+        else:
+            assert mean_confidence_interval(values) == pytest.approx((stored["mean"], stored["ci95"]), rel=1e-12)
+        assert (recorded["mean"], recorded["ci95"]) == (stored["mean"], stored["ci95"])
+        assert "values" not in recorded  # the manifest stays small
+    assert isinstance(result["transductive"], bool) and result["transductive"] is entry["transductive"]
+    assert result["protocol"] == entry["protocol"] and ("; transductive: " in result["protocol"]) is result["transductive"]
+    if "per_run" in result:  # Lake's runs: the interval is over the 20 runs
+        assert result["values"] == result["per_run"] and len(result["values"]) == 20
+
+
+def test_a_shipped_experiment_loads_with_the_manifest_record(monkeypatch):
+    from metalearn_lab.experiments import load_experiment
+
+    name = "omniglot-siamese"
+    _, info = load_experiment(name, progress=False)
+    assert info["source"] == "shipped"
+    for key in ("mean", "ci95", "protocol", "transductive"):
+        assert info["metrics"][key] == MANIFEST[name][key], key

@@ -84,7 +84,13 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, config: ExperimentConfig, model: torch.nn.Module, *, split: str, n_tasks: int | None,
                  device: torch.device) -> dict[str, Any]:
-        """Evaluate on ``split`` ("validation" or "test"); returns ``{"metric", "mean", "ci95", "n_tasks", "protocol", ...}``."""
+        """Evaluate on ``split`` ("validation" or "test").
+
+        Returns ``{"metric", "mean", "ci95", "n_tasks", "values", "transductive", "protocol", ...}``:
+        ``values`` are the numbers the interval is taken over (one per task, or per run), so that
+        ``mean_confidence_interval(values) == (mean, ci95)``; ``transductive`` and the protocol's
+        batch-norm sentence come from :func:`batch_norm_protocol`.
+        """
 
     def has_validation(self, config: ExperimentConfig) -> bool:
         """Whether this config has validation tasks (runs of the first protocol monitored test tasks)."""

@@ -80,5 +80,5 @@ def evaluate_by_adaptation(config, model, split: str, n_tasks: int | None, devic
     mean, half = mean_confidence_interval(values)
     extra = f"; {config.eval_inner_steps} inner steps, inner_lr={config.inner_lr}; {norm['batch_norm']}"
     return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
-            "n_tasks": len(values), "transductive": norm["transductive"],
+            "n_tasks": len(values), "values": values, "transductive": norm["transductive"],
             "protocol": protocol(config, len(values), split, extra)}

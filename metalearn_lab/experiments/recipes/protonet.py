@@ -55,7 +55,7 @@ class ProtoNet(Recipe):
                 values.extend(accuracy(logits, episode.y_query).cpu().tolist())
         mean, half = mean_confidence_interval(values)
         return {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
-                "n_tasks": len(values), "transductive": norm["transductive"],
+                "n_tasks": len(values), "values": values, "transductive": norm["transductive"],
                 "protocol": protocol(config, len(values), split, f"; {norm['batch_norm']}")}
 
     def has_validation(self, config):

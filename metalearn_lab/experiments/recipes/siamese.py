@@ -80,7 +80,8 @@ class Siamese(Recipe):
         trained_on = (f"trained on {30 - config.validation_alphabets} background alphabets"
                       if config.validation_alphabets else "trained on all 30 background alphabets")
         return {"metric": "accuracy, Lake's 20-way within-alphabet one-shot runs", "mean": mean, "ci95": half,
-                "n_tasks": len(per_run) * 20, "per_run": scores["per_run"], "transductive": norm["transductive"],
+                "n_tasks": len(per_run) * 20, "per_run": scores["per_run"], "values": scores["per_run"],
+                "transductive": norm["transductive"],
                 "protocol": f"{what}; nearest support embedding; {trained_on}; Student's t interval over the runs; "
                             f"{norm['batch_norm']}"}
 

@@ -65,7 +65,8 @@ class _Sinusoid(Recipe):
         norm = batch_norm_protocol(model)
         by_steps = {}
         for steps in sorted({0, *config.eval_steps}):
-            by_steps[str(steps)] = summarize_mse(query_mse(model, tup, inner_steps=steps, inner_lr=config.inner_lr))
+            mse = query_mse(model, tup, inner_steps=steps, inner_lr=config.inner_lr)
+            by_steps[str(steps)] = {**summarize_mse(mse), "values": mse.detach().double().cpu().tolist()}
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
                 **final, "by_steps": by_steps, "transductive": norm["transductive"],
