@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from metalearn_lab.exercises import ERROR, METADATA_KEY, NOT_ATTEMPTED, PASSED, WRONG, checkers_of
+from metalearn_lab.validation import check_int
 
 SOLUTION_TAG = "solution"
 LESSON_KEY = "metalearn_lab"  # notebook metadata: {"lesson": slug, "student_copy": true}
@@ -234,6 +235,8 @@ def run_notebook(nb, *, timeout: int = 120, quick: bool = True, cwd: str | os.Pa
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
+    timeout = check_int("timeout", timeout, minimum=1)  # seconds per cell
+
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     env, guard = _kernel_env(quick)
     workdir = Path(cwd) if cwd is not None else (NOTEBOOKS_DIR if NOTEBOOKS_DIR.is_dir() else Path.cwd())
@@ -260,6 +263,7 @@ def grade_notebook(path: str | os.PathLike, *, timeout: int = 120, quick: bool =
     Returns one :class:`Grade` per exercise of the lesson, or one row saying why the notebook could
     not be graded.
     """
+    timeout = check_int("timeout", timeout, minimum=1)  # seconds per cell
     path = Path(path)
     student = _student_name(path)
     try:
@@ -294,6 +298,7 @@ def grade(submissions: Iterable[str | os.PathLike], *, out_csv: str | os.PathLik
     The CSV has one row per student × exercise: ``student, lesson, exercise, status, message,
     submission``. An existing ``out_csv`` is replaced only with ``overwrite``.
     """
+    timeout = check_int("timeout", timeout, minimum=1)  # seconds per cell
     paths = [Path(p) for p in submissions]
     if not paths:
         raise ValueError("no submissions to grade")

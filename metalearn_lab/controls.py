@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from metalearn_lab.validation import check_float
+
 # Step sizes for a learning-rate slider: 1, 2 and 5 per decade, from 1e-4 to 1.
 RATES_1_2_5 = tuple(float(f"{m}e{e}") for e in range(-4, 1) for m in (1, 2, 5) if e < 0 or m == 1)
 
@@ -80,13 +82,13 @@ def rate_slider(value: float, choices: Sequence[float], *, description: str):
     """
     import ipywidgets as widgets
 
+    value = check_float("value", value, low=0, low_open=True)
     choices = tuple(choices)
-    if not choices or any(not float(c) > 0 for c in choices):
+    if not choices:
         raise ValueError(f"choices must be positive numbers, got {choices!r}")
-    if not float(value) > 0:
-        raise ValueError(f"value must be a positive number, got {value!r}")
-    values = sorted({float(c) for c in choices} | {float(value)})
-    return widgets.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=float(value), description=description)
+    choices = tuple(check_float(f"choices[{i}]", c, low=0, low_open=True) for i, c in enumerate(choices))
+    values = sorted(set(choices) | {value})
+    return widgets.SelectionSlider(options=[(f"{v:g}", v) for v in values], value=value, description=description)
 
 
 def show_png(fig, *, close: bool = True, crop=None) -> None:
@@ -167,5 +169,6 @@ def tight_box(fig, pad: float = 0.1):
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    pad = check_float("pad", pad, low=0)  # inches
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
     return fig.get_tightbbox(canvas.get_renderer()).padded(pad)

@@ -22,6 +22,8 @@ import json
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
+from metalearn_lab.validation import check_int
+
 #: The mimetype that carries the pre-rendered explorer's HTML in a notebook output.
 MIMETYPE = "application/vnd.metalearn-lab.tryit+html"
 #: Default limit on the PNG bytes of one explorer (the page budget is stated in the book's README).
@@ -138,6 +140,7 @@ def explorer(draw: Callable[..., Any], sliders: Mapping[str, Sequence[Any]], *, 
     """
     import matplotlib.pyplot as plt
 
+    dpi, max_bytes = check_int("dpi", dpi, minimum=1), check_int("max_bytes", max_bytes, minimum=1)
     sliders = {name: list(values) for name, values in sliders.items()}
     if not sliders or any(len(v) == 0 for v in sliders.values()):
         raise ValueError(f"sliders must map each name to at least one value, got {sliders}")

@@ -27,7 +27,7 @@ def test_rate_slider_rejects_choices_that_are_not_positive(bad):
 
 
 def test_rate_slider_rejects_a_value_that_is_not_positive():
-    with pytest.raises(ValueError, match="value must be a positive number, got -0.1"):
+    with pytest.raises(ValueError, match="value must be a finite number > 0, got -0.1"):
         rate_slider(-0.1, (0.1,), description="α")
 
 

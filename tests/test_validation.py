@@ -34,6 +34,8 @@ import metalearn_lab
 from metalearn_lab import (
     autodiff,
     baselines,
+    classroom,
+    controls,
     drawing,
     maml,
     metrics,
@@ -44,9 +46,10 @@ from metalearn_lab import (
     shipping,
     siamese,
     training,
+    tryit,
 )
 from metalearn_lab.experiments import config as config_module
-from metalearn_lab.experiments import recipe, registry, runner, splits
+from metalearn_lab.experiments import recipe, registry, runner, selection, splits
 from metalearn_lab.experiments.recipes import omniglot as omniglot_recipe
 from metalearn_lab.validation import check_float, check_int
 
@@ -124,10 +127,16 @@ class Float:
 
 @dataclass(frozen=True)
 class Entry:
-    """``call(**{argument: value})`` calls the function validly, with ``value`` for that argument."""
+    """``call(**{argument: value})`` calls the function validly, with ``value`` for that argument.
+
+    ``after``: for functions whose full run is too slow for a unit test (a kernel, trained runs), the
+    call is made with another input that fails later, for a reason matching ``(exception, regex)``:
+    an accepted number gets past the argument check to that failure.
+    """
 
     call: Callable[..., Any]
     arguments: dict
+    after: tuple | None = None
 
 
 def _mlp():
@@ -221,6 +230,15 @@ def _axes():
     return plt.subplots()[1]
 
 
+def _maml_config():
+    return registry.EXPERIMENTS["omniglot-maml-5w1s"].replace(eval_tasks=5, eval_n_query=1, eval_inner_steps=1)
+
+
+def _maml_model():
+    torch.manual_seed(0)
+    return models.Conv4(hidden=4, out_features=5, track_running_stats=False)
+
+
 def _omniglot_config():
     return registry.EXPERIMENTS["omniglot-protonet-5w1s"].replace(eval_tasks=5, eval_n_query=1)
 
@@ -249,7 +267,7 @@ def _save_checkpoint(**kw):
 
 
 NEEDS_OMNIGLOT = {"load_omniglot", "load_lake_runs", "omniglot_splits", "omniglot_test_tasks", "omniglot_validation_tasks",
-                  "evaluation_tasks"}
+                  "evaluation_tasks", "evaluate_by_adaptation", "background_classes", "validation_alphabets", "lake_validation_runs"}
 
 #: "module.qualname" -> how to call it, and each numeric argument's valid and out-of-range values
 ARGUMENTS: dict[str, Entry] = {
@@ -401,6 +419,40 @@ ARGUMENTS: dict[str, Entry] = {
                                                 {"height": Float(3.0, (0.0,)), "width": Float(4.0, (-4.0,))}),
     "metalearn_lab.drawing.plot_loss_curve": Entry(lambda **kw: _figure(lambda: drawing.plot_loss_curve([1.0, 0.5, 0.2], **kw)),
                                                    {"smooth": Int(2, (0,))}),
+    # ---- classroom, Try-its, run selection
+    "metalearn_lab.classroom.run_notebook": Entry(lambda **kw: classroom.run_notebook(None, **kw), {"timeout": Int(60, (0,))},
+                                                  after=(AttributeError, "metadata")),
+    "metalearn_lab.classroom.grade_notebook": Entry(lambda **kw: classroom.grade_notebook("/nonexistent/01_x.ipynb", **kw),
+                                                    {"timeout": Int(60, (0,))}),
+    "metalearn_lab.classroom.grade": Entry(lambda **kw: classroom.grade([], **kw), {"timeout": Int(60, (0,))},
+                                           after=(ValueError, "no submissions")),
+    "metalearn_lab.controls.rate_slider": Entry(lambda **kw: controls.rate_slider(**{"value": 0.1, "choices": (0.1, 0.2), "description": "a",
+                                                                                   **kw}), {"value": Float(0.2, (0.0, -0.1))}),
+    "metalearn_lab.controls.tight_box": Entry(lambda **kw: _figure(lambda: controls.tight_box(plt.figure(figsize=(2, 2)), **kw)),
+                                              {"pad": Float(0.1, (-0.1,))}),
+    "metalearn_lab.tryit.explorer": Entry(
+        lambda **kw: _figure(lambda: tryit.explorer(lambda a: plt.figure(figsize=(1, 1)), {"a": [1]}, **kw)),
+        {"dpi": Int(20, (0,)), "max_bytes": Int(10**6, (0,))}),
+    "metalearn_lab.experiments.selection.select_run": Entry(lambda **kw: selection.select_run([], **kw),
+                                                            {"n_tasks": Int(3, (1,), none_ok=True)},
+                                                            after=(ValueError, "runs must name at least 2")),
+    "metalearn_lab.data.lake_runs.sample_within_alphabet_runs": Entry(
+        lambda **kw: lake_runs.sample_within_alphabet_runs([torch.rand(6, 4, 1, 4, 4)], **{"runs_per_alphabet": 1, "n_way": 3, **kw}),
+        {"runs_per_alphabet": Int(2, (0,)), "n_way": Int(3, (1,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.experiments.splits.background_classes": Entry(lambda **kw: splits.background_classes(**kw),
+                                                                 {"n_validation_alphabets": Int(1, (-1, 11))}),
+    "metalearn_lab.experiments.splits.validation_alphabets": Entry(lambda **kw: splits.validation_alphabets(**{"n": 1, **kw}),
+                                                                   {"n": Int(2, (-1, 11)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.experiments.splits.lake_validation_runs": Entry(
+        lambda **kw: splits.lake_validation_runs(**{"n_validation_alphabets": 1, "runs_per_alphabet": 1, **kw}),
+        {"n_validation_alphabets": Int(1, (-1, 11)), "runs_per_alphabet": Int(1, (0,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.experiments.recipes.omniglot.evaluate_by_adaptation": Entry(
+        lambda **kw: omniglot_recipe.evaluate_by_adaptation(_maml_config(), _maml_model(), "test", device="cpu", **{"n_tasks": 2, **kw}),
+        {"n_tasks": Int(2, (0,), none_ok=True)}),
+    "metalearn_lab.maml.query_mse": Entry(lambda **kw: maml.query_mse(_mlp(), _sine_batch(), **{"inner_steps": 1, "inner_lr": 0.01, **kw}),
+                                          {"inner_steps": Int(1, (-1,)), "inner_lr": Float(0.01, (0.0,))}),
+    "metalearn_lab.protonet.protonet_predict": Entry(
+        lambda **kw: protonet.protonet_predict(_Flat(), *_episode().as_tuple()[:3], **{"n_way": 3, **kw}), {"n_way": Int(3, (0,))}),
     "metalearn_lab.drawing.plot_adaptation_curve": Entry(
         lambda **kw: _figure(lambda: drawing.plot_adaptation_curve([0, 1], {"m": ([0.2, 0.5], [0.1, 0.1])}, **kw)),
         {"chance": Float(0.2, (-0.1, 1.5), none_ok=True)}),
@@ -487,6 +539,15 @@ def call(request):
     return ARGUMENTS[name].call
 
 
+def _accepted(name, call, **kw):
+    after = ARGUMENTS[name].after
+    if after is None:
+        call(**kw)
+    else:  # past the argument check, to the later failure this input was chosen for
+        with pytest.raises(after[0], match=after[1]):
+            call(**kw)
+
+
 def _same_kind(spec):
     """The valid value as a Python number, NumPy numbers and a 0-d tensor."""
     v = spec.valid
@@ -498,9 +559,9 @@ def _same_kind(spec):
 @pytest.mark.parametrize("name, argument, spec", CASES)
 def test_numpy_numbers_and_0d_tensors_are_accepted(name, argument, spec, call):
     for value in _same_kind(spec):
-        call(**{argument: value})
+        _accepted(name, call, **{argument: value})
     if spec.none_ok:
-        call(**{argument: None})
+        _accepted(name, call, **{argument: None})
 
 
 def _refusals(spec):

@@ -313,6 +313,7 @@ def sample_within_alphabet_runs(
 
     runs_per_alphabet = check_int("runs_per_alphabet", runs_per_alphabet)
     n_way = check_int("n_way", n_way, minimum=2)
+    seed = check_int("seed", seed, minimum=0)
     if not alphabets:
         raise ValueError("alphabets is empty; pass one tensor [n_characters, n_drawers, C, S, S] per alphabet")
     names = names or [f"alphabet{i}" for i in range(len(alphabets))]

@@ -17,6 +17,7 @@ from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.registry import recipe_for
 from metalearn_lab.experiments.runner import build_model, evaluate_experiment
 from metalearn_lab.training import load_checkpoint
+from metalearn_lab.validation import check_int
 
 
 def _score(result: dict[str, Any], higher_is_better: bool) -> tuple[float, float]:
@@ -49,6 +50,7 @@ def select_run(runs: list[str | Path], *, n_tasks: int | None = None, device: st
         If a run is unfinished, if the runs belong to different experiments, or if the experiment
         has no validation tasks.
     """
+    n_tasks = None if n_tasks is None else check_int("n_tasks", n_tasks, minimum=2)  # an interval needs 2
     if len(runs) < 2:
         raise ValueError(f"runs must name at least 2 run folders to choose between, got {len(runs)}")
     rows, name = [], None

@@ -89,6 +89,7 @@ def background_classes(n_validation_alphabets: int = 0) -> torch.Tensor:
     shipped Siamese run); otherwise those of the alphabets that :func:`lake_validation_runs` does not
     hold out.
     """
+    n_validation_alphabets = check_int("n_validation_alphabets", n_validation_alphabets, minimum=0, maximum=10)
     key = ("background", n_validation_alphabets)
     if key not in _DATA_MEMO:
         from metalearn_lab.data.omniglot import load_omniglot
@@ -108,9 +109,8 @@ def validation_alphabets(n: int, seed: int = 0) -> list[str]:
     evaluation alphabets instead, which Lake's runs also use).
     """
     from metalearn_lab.data.omniglot import load_omniglot
-    from metalearn_lab.validation import check_int
 
-    n = check_int("n_validation_alphabets", n, minimum=0, maximum=10)
+    n, seed = check_int("n", n, minimum=0, maximum=10), check_int("seed", seed, minimum=0)
     if n == 0:
         return []
     data = load_omniglot()
@@ -128,6 +128,9 @@ def lake_validation_runs(n_validation_alphabets: int, runs_per_alphabet: int = 4
     from metalearn_lab.data.lake_runs import sample_within_alphabet_runs
     from metalearn_lab.data.omniglot import load_omniglot
 
+    n_validation_alphabets = check_int("n_validation_alphabets", n_validation_alphabets, minimum=0, maximum=10)
+    runs_per_alphabet = check_int("runs_per_alphabet", runs_per_alphabet, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     key = ("lake-validation", n_validation_alphabets, runs_per_alphabet, seed)
     if key not in _DATA_MEMO:
         data = load_omniglot()

@@ -33,7 +33,8 @@ class SiameseConfig(ExperimentConfig):
 
     legacy_defaults = {"validation_alphabets": 0}
 
-    ranges = {"margin": Float(0, low_open=True), "embedding_dim": Int(1)}
+    ranges = {"margin": Float(0, low_open=True), "embedding_dim": Int(1), "validation_alphabets": Int(0, 10),
+              "validation_runs_per_alphabet": Int(1)}
 
 
 class Siamese(Recipe):
