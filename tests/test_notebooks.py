@@ -109,6 +109,9 @@ def test_widgets_show_whole_labels_and_the_values_they_use(lesson, tmp_path_fact
     if outcome.error is not None:
         pytest.fail(f"{lesson.name} did not run (see test_lesson_runs)", pytrace=False)
     models = nbformat.read(outcome.path, as_version=4).metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    sliders = [m for m in models.values() if m["model_name"].endswith("SliderModel")]
+    assert sliders, (f"{lesson.name}: no slider in the stored widget state; every lesson has a live Try-it "
+                     "(and the executed notebook must keep its widgets: book/build.py drops them only for the book)")
     problems = []
     for model in models.values():
         name, state = model["model_name"], model["state"]
