@@ -25,6 +25,8 @@ NO_LESSONS = "no lessons"
 RUN_TIME = re.compile(r"run[\s-]?time\b[^\n]*\d", re.IGNORECASE)
 OBJECTIVES = re.compile(r"^#{1,6}\s*Learning objectives\b", re.IGNORECASE | re.MULTILINE)
 SUMMARY = re.compile(r"^#{1,6}\s*Summary\b", re.IGNORECASE | re.MULTILINE)
+# The summary again in Chinese (issue 11): the section right after the English one.
+SUMMARY_ZH = "## 小结 (Summary in Chinese)"
 
 
 def _params():
@@ -56,8 +58,14 @@ def test_lesson_skeleton(lesson):
         missing.append("a line stating the measured run time (e.g. 'Run time: about 4 min classroom, 20 s quick')")
     if not OBJECTIVES.search(text):
         missing.append("a 'Learning objectives' heading")
-    if not SUMMARY.search(text):
+    summary = SUMMARY.search(text)
+    if not summary:
         missing.append("a 'Summary' heading")
+    else:
+        following = re.search(r"^## .*$", text[summary.end():], re.MULTILINE)
+        if following is None or following.group(0).strip() != SUMMARY_ZH:
+            missing.append(f"a section '{SUMMARY_ZH}' right after the Summary, translating it "
+                           "(book/glossary.md has the English-Chinese terms)")
     assert not missing, f"{lesson.name} lacks: " + "; ".join(missing)
 
 
