@@ -10,6 +10,7 @@ The executed notebooks are kept for ``test_book.py`` (see ``_notebook_utils.py``
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -41,13 +42,35 @@ def _require(lesson: Path | None) -> Path:
     return lesson
 
 
+# A quick-mode run here may take longer than the recorded one (CI machines vary, and so does the
+# load); only a gross excess fails: it means the lesson grew and its stated time is stale.
+GROSS_FACTOR, GROSS_SLACK = 5, 60
+
+
 @pytest.mark.parametrize("lesson", _params())
 def test_lesson_runs(lesson, tmp_path_factory):
+    from metalearn_lab import run_times
+
     lesson = _require(lesson)
     outcome = nbu.execute_once(lesson, tmp_path_factory)
     if outcome.error is not None:
         pytest.fail(outcome.error, pytrace=False)
-    print(f"{lesson.name}: {outcome.seconds:.1f} s in quick mode")
+    try:
+        recorded = run_times.lesson_entry(run_times.load_run_times(nbu.lessons_dir()), lesson.stem)["quick"]
+    except run_times.RunTimesError as error:  # test_run_times.py fails on it, with the command to run
+        recorded, missing = None, str(error)
+    cpu = f", kernel CPU {outcome.kernel_cpu_seconds:.1f} s" if outcome.kernel_cpu_seconds is not None else ""
+    if recorded is None:
+        print(f"{lesson.name}: {outcome.seconds:.1f} s in quick mode{cpu}; no recorded time ({missing})")
+        return
+    print(f"{lesson.name}: {outcome.seconds:.1f} s in quick mode{cpu}, load {os.getloadavg()[0]:.1f}; recorded "
+          f"{recorded['wall_seconds']:.1f} s, kernel CPU {recorded['kernel_cpu_seconds']:.1f} s, "
+          f"load {recorded['load_average']:.1f} ({recorded['date'][:10]})")
+    limit = GROSS_FACTOR * recorded["wall_seconds"] + GROSS_SLACK
+    assert outcome.seconds <= limit, (
+        f"{lesson.name} took {outcome.seconds:.0f} s in quick mode, more than {GROSS_FACTOR}x its recorded "
+        f"{recorded['wall_seconds']:.0f} s + {GROSS_SLACK} s: re-measure it (`.venv/bin/python "
+        f"{run_times.SCRIPT} {lesson.stem}`) or find what made it slower")
 
 
 @pytest.mark.parametrize("lesson", _params())
