@@ -448,7 +448,7 @@ def omniglot_adaptation_explorer(models, classes, *, inner_steps=(0, 1, 3, 10), 
         initial["inner_steps"] = 3
     if 0.4 in values["inner_lr"]:
         initial["inner_lr"] = 0.4
-    return explorer(view.draw, values, initial=initial, dpi=dpi,
+    return explorer(view.draw, values, initial=initial, dpi=dpi, crop="first",
                     labels={"model": "model", "inner_steps": "inner steps", "inner_lr": "inner lr α"},
                     title="Adapting a meta-trained model to one new episode (pre-rendered)")
 

@@ -364,7 +364,7 @@ def sine_adaptation_explorer(models, *, values=None, initial=None, seed=0, tasks
     preferred = {"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5}
     initial = dict(initial or {name: preferred[name] if preferred[name] in v else v[0] for name, v in values.items()})
     view = SineAdaptationView(models, tasks=tasks, seed=seed, max_k=max(20, *values["k_shot"]))
-    return explorer(view.draw, values, initial=initial,
+    return explorer(view.draw, values, initial=initial, crop="first",
                     labels={"inner_steps": "inner steps", "inner_lr": "inner lr α", "k_shot": "K (support points)"},
                     title="Adapting to one new task (pre-rendered)")
 

@@ -335,7 +335,7 @@ def contrastive_margin_explorer(points=None, *, margins=MARGIN_VALUES, initial=N
     if initial is None:
         initial = 1.0 if 1.0 in margins else margins[0]
     return explorer(lambda margin: contrastive_margin_view(margin, points=points), {"margin": margins},
-                    initial={"margin": initial}, labels={"margin": "margin m"},
+                    initial={"margin": initial}, labels={"margin": "margin m"}, crop="first",
                     title="The contrastive loss against d (pre-rendered)")
 
 
@@ -429,6 +429,7 @@ def threshold_explorer(d_train, same_train, d_test, same_test, *, n_values=12):
     values = view.values(n_values)
     start = min(values, key=lambda t: abs(t - view.top / 3))
     return explorer(view.draw, {"threshold": values}, initial={"threshold": start}, labels={"threshold": "threshold"},
+                    crop="first",
                     title="Verification accuracy against the threshold (pre-rendered)")
 
 
@@ -499,7 +500,7 @@ def one_shot_trial_explorer(model, runs, *, run_values=(1, 2, 3, 4), trial_value
     from metalearn_lab.tryit import explorer
 
     view = OneShotTrialView(model, runs)
-    return explorer(view.draw, {"run": list(run_values), "trial": list(trial_values)},
+    return explorer(view.draw, {"run": list(run_values), "trial": list(trial_values)}, crop="first",
                     labels={"run": "run", "trial": "trial"}, title="Lake's one-shot trials (pre-rendered)")
 
 
