@@ -10,8 +10,9 @@ What it does, in order:
 
 1. Finds every lesson ``notebooks/[0-9][0-9]_*.md`` (MyST Markdown notebooks).
 2. Converts each with jupytext and executes it top to bottom in a fresh kernel, with the working
-   folder set to the lessons' folder (so relative paths behave as in JupyterLab) and the widget
-   state stored (so sliders render in the book). The result goes to ``book/lessons/NAME.ipynb``
+   folder set to the lessons' folder (so relative paths behave as in JupyterLab). Live widgets'
+   outputs are dropped and pre-rendered Try-it explorers become the page's HTML
+   (:func:`prepare_for_book`). The result goes to ``book/lessons/NAME.ipynb``
    (git-ignored). A lesson whose text, library code and mode are unchanged since its last
    execution is not run again: a hash of the three is kept in the notebook's metadata.
    A cell error stops the build and names the lesson and the cell.
