@@ -10,8 +10,9 @@ What it does, in order:
 
 1. Finds every lesson ``notebooks/[0-9][0-9]_*.md`` (MyST Markdown notebooks).
 2. Converts each with jupytext and executes it top to bottom in a fresh kernel, with the working
-   folder set to the lessons' folder (so relative paths behave as in JupyterLab) and the widget
-   state stored (so sliders render in the book). The result goes to ``book/lessons/NAME.ipynb``
+   folder set to the lessons' folder (so relative paths behave as in JupyterLab). Live widgets'
+   outputs are dropped and pre-rendered Try-it explorers become the page's HTML
+   (:func:`prepare_for_book`). The result goes to ``book/lessons/NAME.ipynb``
    (git-ignored). A lesson whose text, library code and mode are unchanged since its last
    execution is not run again: a hash of the three is kept in the notebook's metadata.
    A cell error stops the build and names the lesson and the cell.
@@ -167,6 +168,25 @@ def _failing_cell(nb) -> tuple[int, str] | None:
     return None
 
 
+# Appended to every lesson while it runs, then removed: the CPU time the kernel used (all threads,
+# kernel start-up and imports included), which a loaded machine inflates far less than wall time.
+CPU_PROBE = "import time as _t\nprint('metalearn-lab kernel CPU seconds', _t.process_time())\ndel _t"
+CPU_MARK = "metalearn-lab kernel CPU seconds"
+
+
+def _take_cpu_probe(nb) -> float | None:
+    """Remove the probe cell appended by :func:`execute_lesson` and return the seconds it printed."""
+    cell = nb.cells.pop()
+    for output in cell.get("outputs", []):
+        text = output.get("text", "")
+        if output.get("output_type") == "stream" and CPU_MARK in text:
+            try:
+                return float(text.split(CPU_MARK, 1)[1].split()[0])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 def execute_lesson(
     md_path: Path,
     quick: bool,
@@ -175,9 +195,13 @@ def execute_lesson(
 ):
     """Convert ``md_path`` with jupytext and execute it in a fresh kernel.
 
-    Returns the executed notebook (``nbformat.NotebookNode``) and the seconds it took. The kernel
+    Returns the executed notebook (``nbformat.NotebookNode``) and the seconds it took, from
+    starting the kernel to its last cell; the kernel's own CPU seconds are stored in the notebook's
+    metadata (``metalearn_lab.kernel_cpu_seconds``). The kernel
     runs in the lesson's folder with ``METALEARN_LAB_QUICK=1`` when ``quick``; ``env`` adds or
     overrides environment variables. Raises :class:`LessonError` naming the notebook and cell.
+    The notebook keeps its live widgets and their state (the tests read them);
+    :func:`prepare_for_book` makes it the book's page.
     """
     import jupytext
     from nbclient import NotebookClient
@@ -187,6 +211,9 @@ def execute_lesson(
     nb = jupytext.read(md_path)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     mark_solutions(nb)
+    import nbformat
+
+    nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -211,7 +238,8 @@ def execute_lesson(
             f"lesson {md_path.name} failed in {where}\n--- error ---\n{_short(str(error))}"
         ) from None
     seconds = time.perf_counter() - start
-    prepare_for_book(nb)
+    cpu_seconds = _take_cpu_probe(nb)
+    nb.metadata.setdefault(METADATA_KEY, {})["kernel_cpu_seconds"] = None if cpu_seconds is None else round(cpu_seconds, 2)
     return nb, seconds
 
 
@@ -254,11 +282,12 @@ def execute_all(
             continue
         print(f"  {md.stem}: executing ({'quick' if quick else 'classroom'} mode) ...", flush=True)
         nb, seconds = execute_lesson(md, quick, timeout=timeout)
-        nb.metadata[METADATA_KEY] = {
+        prepare_for_book(nb)
+        nb.metadata[METADATA_KEY].update({
             "source_hash": source_hash,
             "mode": "quick" if quick else "classroom",
             "seconds": round(seconds, 2),
-        }
+        })
         nbformat.write(nb, target)
         print(f"  {md.stem}: {seconds:.1f} s", flush=True)
         done.append(Executed(md.stem, seconds, False))
@@ -266,13 +295,18 @@ def execute_all(
 
 
 def copy_executed(lessons: list[Path], executed_dir: Path, out_dir: Path) -> list[Executed]:
-    """Take already-executed notebooks ``executed_dir/NAME.ipynb`` instead of running them."""
+    """Take already-executed notebooks ``executed_dir/NAME.ipynb`` instead of running them (each
+    made ready for the book by :func:`prepare_for_book`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = [md.stem for md in lessons if not (executed_dir / f"{md.stem}.ipynb").exists()]
     if missing:
         raise SystemExit(f"--executed-dir {executed_dir} lacks executed notebooks for: {', '.join(missing)}")
+    import nbformat
+
     for md in lessons:
-        shutil.copy2(executed_dir / f"{md.stem}.ipynb", out_dir / f"{md.stem}.ipynb")
+        nb = nbformat.read(executed_dir / f"{md.stem}.ipynb", as_version=4)
+        prepare_for_book(nb)  # notebooks executed elsewhere (the tests) still hold their live widgets
+        nbformat.write(nb, out_dir / f"{md.stem}.ipynb")
     return [Executed(md.stem, _stored_seconds(out_dir / f"{md.stem}.ipynb"), True) for md in lessons]
 
 

@@ -158,39 +158,35 @@ def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -
     return path
 
 
-# The run-time line at the top of a lesson: "**Run time** (measured ...): classroom mode 12 s, ...".
-RUN_TIME_LINE = re.compile(r"^[ \t>*_]*run[ -]?time(?![a-z])[*_:]*[ \t]*(?P<text>[^\n]*)$", re.IGNORECASE | re.MULTILINE)
+def lesson_run_times(notebooks_dir: str | Path) -> list[tuple[str, str, str, str, str]]:
+    """The lesson run-time table's rows, from the measurements in ``notebooks_dir/run_times.json``.
 
-
-def run_time_statement(text: str) -> str | None:
-    r"""What a lesson's run-time line says, without its label and Markdown emphasis; None if it has none.
-
-    Examples
-    --------
-    >>> run_time_statement("# 1. Title\n\n**Run time** (2-core CPU): classroom mode 12 s, quick mode 9 s.\n")
-    '(2-core CPU): classroom mode 12 s, quick mode 9 s.'
-    >>> run_time_statement("*Run-time:* about 3 min")
-    'about 3 min'
-    >>> run_time_statement("This cell reports the run time of each step.") is None
-    True
+    One row per lesson ``(lesson, classroom, quick, kernel CPU, measured)``: wall-clock seconds in
+    each mode, the kernel's own CPU seconds in both, and the date and load average of the
+    measurement (see :mod:`metalearn_lab.run_times`). A lesson the file lacks says so and names
+    the command that measures it; the lessons' own run-time lines are generated from the same file.
     """
-    match = RUN_TIME_LINE.search(text)
-    if match is None:
-        return None
-    return match.group("text").strip() or None
+    from metalearn_lab import run_times
 
-
-def lesson_run_times(notebooks_dir: str | Path) -> list[tuple[str, str]]:
-    """The measured run time each lesson states at its top: ``[(lesson, statement), ...]``.
-
-    The statement is the lesson's run-time line without the "Run time" label and its bold markers
-    (a table cell with a stray ``**`` would show it), with ``|`` escaped for a Markdown table.
-    """
-    out = []
+    try:
+        measured = run_times.load_run_times(notebooks_dir)
+    except run_times.RunTimesError:
+        measured = {}
+    rows = []
     for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.md")):
-        statement = run_time_statement(path.read_text(encoding="utf-8"))
-        out.append((path.stem, statement.replace("|", "\\|") if statement else "not stated"))
-    return out
+        try:
+            entry = run_times.lesson_entry(measured, path.stem)
+        except run_times.RunTimesError:
+            rows.append((path.stem, "not measured", "not measured", "",
+                         f"run `{run_times.SCRIPT} {path.stem}`"))
+            continue
+        classroom, quick = (entry[mode] for mode in run_times.MODES)
+        dates = sorted({m["date"][:10] for m in (classroom, quick)})
+        rows.append((path.stem, f"{classroom['wall_seconds']:.0f} s", f"{quick['wall_seconds']:.0f} s",
+                     f"{classroom['kernel_cpu_seconds']:.0f} s, {quick['kernel_cpu_seconds']:.0f} s",
+                     f"{' and '.join(dates)}, {classroom.get('cores', '?')} cores, load average "
+                     f"{classroom['load_average']:.1f} and {quick['load_average']:.1f}"))
+    return rows
 
 
 def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_DIR,
@@ -232,9 +228,14 @@ def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_
     lines += ["", "## Sinusoid regression (K = 5, query MSE after fine-tuning steps)", "", sinusoid_table(results), "",
               "## Learning curves", "", f"![learning curves]({figure.relative_to(out_md.parent).as_posix()})", ""]
     if notebooks_dir is not None:
-        lines += ["## Lesson run times", "", "Measured by each lesson's author, executing it top to bottom from a fresh kernel:", "",
-                  "| lesson | run time |", "| --- | --- |"]
-        lines += [f"| {name} | {line} |" for name, line in lesson_run_times(notebooks_dir)]
+        lines += ["## Lesson run times", "",
+                  "Measured by `scripts/measure_run_times.py`, which runs each lesson top to bottom from a fresh",
+                  "kernel in both modes with the shipped checkpoints and writes `notebooks/run_times.json`; each",
+                  "lesson's run-time line is generated from the same file. Wall-clock time grows with the load",
+                  "of the machine; the kernel's own CPU time hardly does.", "",
+                  "| lesson | classroom mode | quick mode | kernel CPU time (classroom, quick) | measured |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join(row) + " |" for row in lesson_run_times(notebooks_dir)]
         lines.append("")
     if benchmark_md is not None and Path(benchmark_md).exists():
         lines += ["## MAML throughput", "", Path(benchmark_md).read_text().split("\n", 1)[1].strip(), ""]

@@ -108,7 +108,7 @@ def _fmt(value: Any) -> str:
 
 def explorer(draw: Callable[..., Any], sliders: Mapping[str, Sequence[Any]], *, initial: Mapping[str, Any] | None = None,
              labels: Mapping[str, str] | None = None, title: str | None = None, dpi: int = 60,
-             max_bytes: int = MAX_BYTES) -> StaticExplorer:
+             max_bytes: int = MAX_BYTES, crop: str = "tight") -> StaticExplorer:
     """Draw ``draw(**values)`` for every combination of slider values and return the explorer.
 
     Parameters
@@ -127,6 +127,10 @@ def explorer(draw: Callable[..., Any], sliders: Mapping[str, Sequence[Any]], *, 
     max_bytes : int
         Refuse (``ValueError``) an explorer whose frames take more than this, naming the size: use
         fewer values or a lower ``dpi``.
+    crop : "tight" or "first"
+        "tight": each frame is cropped to its own tight bounding box. "first": the first frame's
+        box (plus 0.1 inch) is measured once and used for every frame, which saves a drawing pass
+        per frame (a third to a half of the time) for figures that keep their shape and layout.
 
     Examples
     --------
@@ -148,13 +152,20 @@ def explorer(draw: Callable[..., Any], sliders: Mapping[str, Sequence[Any]], *, 
     for name, value in initial.items():
         if name not in sliders or value not in sliders[name]:
             raise ValueError(f"initial {name}={value!r} is not one of the slider values {sliders.get(name)}")
+    if crop not in ("tight", "first"):
+        raise ValueError(f"crop must be 'tight' or 'first', got {crop!r}")
     frames: dict[str, bytes] = {}
     total = 0
+    box = "tight"
     for indices in itertools.product(*(range(len(v)) for v in sliders.values())):
         values = {name: sliders[name][i] for name, i in zip(sliders, indices)}
         fig = draw(**values)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        if crop == "first" and box == "tight":
+            from metalearn_lab.controls import tight_box
+
+            box = tight_box(fig)
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches=box)
         plt.close(fig)
         frames[",".join(map(str, indices))] = buffer.getvalue()
         total += len(frames[",".join(map(str, indices))])

@@ -53,6 +53,7 @@ class Outcome:
     path: Path | None  # the executed .ipynb, or None when it failed
     error: str | None
     seconds: float
+    kernel_cpu_seconds: float | None = None
 
 
 _OUTCOMES: dict[Path, Outcome] = {}
@@ -79,13 +80,13 @@ def execute_once(md_path: Path, tmp_path_factory) -> Outcome:
     except build.LessonError as error:
         outcome = Outcome(None, str(error), float("nan"))
     else:
-        nb.metadata[build.METADATA_KEY] = {
+        nb.metadata[build.METADATA_KEY].update({
             "source_hash": build.lesson_hash(md_path, quick=True),
             "mode": "quick",
             "seconds": round(seconds, 2),
-        }
+        })
         target = executed_dir(tmp_path_factory) / f"{md_path.stem}.ipynb"
         nbformat.write(nb, target)
-        outcome = Outcome(target, None, seconds)
+        outcome = Outcome(target, None, seconds, nb.metadata[build.METADATA_KEY].get("kernel_cpu_seconds"))
     _OUTCOMES[md_path] = outcome
     return outcome

@@ -80,7 +80,7 @@ def _try_it_figures(monkeypatch):
     yield "maml_sinusoid", maml_sinusoid.sine_adaptation_widget({"MAML": SineMLP(), "pretrained": SineMLP()}).fig
     shown = []  # the threshold explorer draws its figure inside the widget: catch it on its way to show_png
     monkeypatch.setattr(siamese_contrastive, "show_png", lambda fig, **options: shown.append(fig))
-    siamese_contrastive.threshold_explorer(d, same, d, same)
+    siamese_contrastive.threshold_widget(d, same, d, same)
     yield "siamese_contrastive threshold", shown[-1]
     model = Conv4(out_features=5, track_running_stats=False)
     yield "maml_omniglot", maml_omniglot.omniglot_adaptation_widget({"MAML": model}, classes).fig

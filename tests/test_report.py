@@ -1,25 +1,38 @@
-"""metalearn_lab.report: the lesson run-time table of the results page."""
+"""metalearn_lab.report: the lesson run-time table of the results page, read from the measurements."""
 
-import re
+import json
+import shutil
 from pathlib import Path
 
-from metalearn_lab.report import lesson_run_times, run_time_statement
+from metalearn_lab.report import lesson_run_times, write_results_page
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def test_every_lesson_states_a_run_time_without_stray_markdown():
-    rows = lesson_run_times(NOTEBOOKS)
-    assert [name for name, _ in rows] == sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.md"))
-    for name, statement in rows:
-        assert statement != "not stated" and re.search(r"\d", statement), f"{name}: {statement!r}"
-        # An unbalanced ** or __ would show as literal asterisks in the table (it did, in every row).
-        assert statement.count("**") % 2 == 0 and statement.count("__") % 2 == 0, f"{name}: {statement!r}"
-        assert not re.match(r"(?i)[*_ ]*run[ -]?time", statement), f"{name}: the label is repeated: {statement!r}"
+def _record(wall, cpu, load, date="2026-11-30T07:00:00+00:00"):
+    return {"wall_seconds": wall, "kernel_cpu_seconds": cpu, "load_average": load, "date": date, "cores": 2}
 
 
-def test_run_time_statement_takes_the_line_that_starts_with_the_label():
-    text = "Intro: each run time below is measured.\n\n__Run time__: 5 s | 3 s\n"
-    assert run_time_statement(text) == "5 s | 3 s"
-    assert run_time_statement("no such line") is None
-    assert run_time_statement("**Run time**\n") is None
+def test_the_table_has_a_row_per_lesson_from_the_file_and_names_the_command_for_a_missing_one(tmp_path):
+    for name in ("01_first", "02_second"):
+        (tmp_path / f"{name}.md").write_text("# lesson\n")
+    (tmp_path / "run_times.json").write_text(json.dumps({"lessons": {
+        "01_first": {"classroom": _record(154.4, 40.2, 1.26), "quick": _record(20.6, 9.0, 0.8)}}}))
+    rows = lesson_run_times(tmp_path)
+    assert rows[0] == ("01_first", "154 s", "21 s", "40 s, 9 s", "2026-11-30, 2 cores, load average 1.3 and 0.8")
+    assert rows[1][0] == "02_second" and rows[1][1] == "not measured"
+    assert "scripts/measure_run_times.py 02_second" in rows[1][4]
+    assert not any("|" in cell or "**" in cell for row in rows for cell in row)
+
+
+def test_the_results_page_shows_every_lesson_of_the_repository(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for path in NOTEBOOKS.glob("[0-9][0-9]_*.md"):
+        shutil.copy2(path, notebooks / path.name)
+    if (NOTEBOOKS / "run_times.json").exists():
+        shutil.copy2(NOTEBOOKS / "run_times.json", notebooks / "run_times.json")
+    page = write_results_page(tmp_path / "results.md", notebooks_dir=notebooks).read_text()
+    table = page.split("## Lesson run times", 1)[1]
+    for path in NOTEBOOKS.glob("[0-9][0-9]_*.md"):
+        assert f"| {path.stem} |" in table

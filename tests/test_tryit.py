@@ -74,3 +74,17 @@ def test_book_build_drops_live_widgets_and_shows_explorers():
     assert nb.cells[0].outputs == [] and "widgets" not in nb.metadata
     assert set(nb.cells[1].outputs[0]["data"]) == {"text/html", "text/plain"}
     assert 'type="range"' in nb.cells[1].outputs[0]["data"]["text/html"]
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_crop_first_measures_the_first_frames_box_once_and_keeps_it():
+    tight = explorer(draw, {"slope": [-1.0, 1.0], "offset": [0, 1]})
+    first = explorer(draw, {"slope": [-1.0, 1.0], "offset": [0, 1]}, crop="first")
+    assert first.frames.keys() == tight.frames.keys() and len(set(first.frames.values())) == 4
+    sizes = {_png_size(png) for png in first.frames.values()}
+    assert sizes == {_png_size(tight.frames["0,0"])}, sizes  # every frame cut to the first one's tight box
+    with pytest.raises(ValueError, match="crop must be 'tight' or 'first', got 'loose'"):
+        explorer(draw, {"slope": [1.0]}, crop="loose")

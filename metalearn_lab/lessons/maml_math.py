@@ -204,33 +204,92 @@ def first_order_gap_view(task, inner_lr: float = 0.05, inner_steps: int = 1, *, 
     return fig
 
 
-def first_order_gap_widget(task):
-    """Sliders for α (1, 2, 5 per decade, 0.001 to 1) and K; redraws :func:`first_order_gap_view`."""
-    import ipywidgets as widgets
-    import numpy as np
+class FirstOrderGapView:
+    """The Try-it's figure: :func:`first_order_gap_view` for one task, with what does not change kept.
 
-    alphas = np.geomspace(1e-3, 1.0, 60)
-    sweeps = {}  # inner_steps -> the α sweep of the right panel, which does not depend on the slider's α
-    layout = {}  # the first figure's margins, reused: the figures keep their shape
+    The α sweep of the right panel depends only on K, so it is computed once per K; the first
+    figure's margins are reused for the next (they keep their shape). The live widget
+    (:func:`first_order_gap_widget`) and the book's explorer (:func:`first_order_gap_explorer`)
+    both draw with :meth:`draw`.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    >>> view = FirstOrderGapView((torch.zeros(3, dtype=torch.float64), x, x.sum(1), x, x.sum(1)))
+    >>> fig = view.draw(0.05, 2); fig = view.draw(0.1, 2)
+    >>> sorted(view.sweeps), len(fig.axes)
+    ([2], 2)
+    """
+
+    def __init__(self, task):
+        import numpy as np
+
+        self.task = task
+        self.alphas = np.geomspace(1e-3, 1.0, 60)
+        self.sweeps = {}  # inner_steps -> the α sweep of the right panel
+        self.layout = {}
+
+    def draw(self, inner_lr: float, inner_steps: int):
+        """The view for α = ``inner_lr`` and K = ``inner_steps``; returns a pyplot figure."""
+        if inner_steps not in self.sweeps:
+            self.sweeps[inner_steps] = _gaps(self.task, self.alphas, inner_steps)
+        fig = first_order_gap_view(self.task, inner_lr, inner_steps, alphas=self.alphas, gaps=self.sweeps[inner_steps],
+                                   layout=self.layout or None)
+        if not self.layout:
+            self.layout.update(margins(fig))
+        return fig
+
+
+#: The live slider's α: 1, 2 and 5 per decade from 0.001 to 1.
+GAP_RATES = tuple(r for r in RATES_1_2_5 if r >= 1e-3)
+
+
+def first_order_gap_widget(task):
+    """Sliders for α (1, 2, 5 per decade, 0.001 to 1) and K; redraws :class:`FirstOrderGapView`."""
+    import ipywidgets as widgets
+
+    view = FirstOrderGapView(task)
 
     def update(inner_lr, inner_steps):
-        if inner_steps not in sweeps:
-            sweeps[inner_steps] = _gaps(task, alphas, inner_steps)
-        fig = first_order_gap_view(task, inner_lr, inner_steps, alphas=alphas, gaps=sweeps[inner_steps],
-                                   layout=layout or None)
-        if not layout:
-            layout.update(margins(fig))
-        show_png(fig)
+        show_png(view.draw(inner_lr, inner_steps))
 
     inner_lr, inner_steps = fit_labels(
-        rate_slider(0.05, [r for r in RATES_1_2_5 if r >= 1e-3], description="inner lr α"),
+        rate_slider(0.05, GAP_RATES, description="inner lr α"),
         widgets.IntSlider(value=1, min=1, max=16, description="inner steps K"),
     )
     return widgets.interactive(update, inner_lr=inner_lr, inner_steps=inner_steps)
 
 
+#: The book's slider values: α across three decades and past the inner loop's divergence, K doubling.
+EXPLORER_VALUES = {"inner_lr": (0.001, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0), "inner_steps": (1, 2, 4, 8)}
+
+
+def first_order_gap_explorer(task, values=None):
+    """The Try-it for the book: :class:`FirstOrderGapView` pre-rendered for every combination of values.
+
+    ``values``: the ``inner_lr`` and ``inner_steps`` values (default :data:`EXPLORER_VALUES`, 7 × 4
+    = 28 frames); the first frame is where the widget starts (α = 0.05, K = 1) when offered.
+
+    Returns
+    -------
+    metalearn_lab.tryit.StaticExplorer
+    """
+    from metalearn_lab.tryit import explorer
+
+    values = {name: list(v) for name, v in (values or EXPLORER_VALUES).items()}
+    if set(values) != set(EXPLORER_VALUES):
+        raise ValueError(f"values must give {sorted(EXPLORER_VALUES)}, got {sorted(values)}")
+    start = {"inner_lr": 0.05, "inner_steps": 1}
+    initial = {name: start[name] if start[name] in v else v[0] for name, v in values.items()}
+    view = FirstOrderGapView(task)
+    return explorer(view.draw, values, initial=initial, crop="first",
+                    labels={"inner_lr": "inner lr α", "inner_steps": "inner steps K"},
+                    title="First-order against true meta-gradient, linear regression (pre-rendered)")
+
+
 def first_order_gap_figure(task, steps=(1, 2, 4, 8), *, alphas=None):
-    """The widget's question as one static figure, for the book: cosine and relative error vs α, one line per K.
+    """Every K at once: cosine and relative error of the first-order meta-gradient against α, one line per K.
 
     Returns
     -------

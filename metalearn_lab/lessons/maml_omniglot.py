@@ -269,13 +269,75 @@ def adapt_episode(model, episode, *, inner_steps: int, inner_lr: float):
             "seconds": seconds}
 
 
+class OmniglotAdaptationView:
+    """The Try-it's figure: one episode after adapting a chosen model, redrawn by :meth:`draw`.
+
+    :meth:`draw` adapts the model to the episode's support set (:func:`adapt_episode`) and draws
+    :func:`plot_episode_predictions` into one figure: the support images with their labels and
+    every query with its predicted label, green when right and red when wrong. The live widget
+    (:class:`OmniglotAdaptationExplorer`) and the book's pre-rendered explorer
+    (:func:`omniglot_adaptation_explorer`) both draw with it.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+    classes : Tensor ``[n_classes, 20, 1, 28, 28]``
+        Where episodes come from (the test characters).
+    n_way, k_shot, n_query : int
+        Episode shape.
+    seed : int
+        Which episode (:meth:`set_episode` changes it).
+
+    Attributes
+    ----------
+    fig : matplotlib Figure (not managed by pyplot);  episode;  result : the last :func:`adapt_episode` output
+
+    Examples
+    --------
+    >>> import torch
+    >>> from metalearn_lab.models import Conv4
+    >>> view = OmniglotAdaptationView({"net": Conv4(out_features=5, track_running_stats=False)}, torch.rand(6, 20, 1, 28, 28))
+    >>> fig = view.draw(model="net", inner_steps=1, inner_lr=0.4)
+    >>> fig is view.fig, fig._suptitle.get_text().split(":")[0]
+    (True, 'net, 1 inner step, α = 0.4')
+    """
+
+    def __init__(self, models, classes, *, n_way=5, k_shot=1, n_query=5, seed=0):
+        from matplotlib.figure import Figure
+
+        from metalearn_lab.samplers import EpisodeSampler
+
+        if not models:
+            raise ValueError("models must hold at least one model, e.g. {'MAML': maml_model}")
+        self.models = dict(models)
+        self.sampler = EpisodeSampler(classes, n_way, k_shot, n_query)
+        self.set_episode(seed)
+        self.fig = Figure(figsize=episode_figsize(k_shot, n_query, n_way))
+        self.result = None
+
+    def set_episode(self, seed: int) -> None:
+        """Use the episode drawn from ``seed`` (the next :meth:`draw` shows it)."""
+        self.seed = int(seed)
+        self.episode = self.sampler.sample(1, generator=torch.Generator().manual_seed(self.seed))
+
+    def draw(self, *, model: str, inner_steps: int, inner_lr: float):
+        """Adapt ``models[model]`` and redraw; returns :attr:`fig`."""
+        if model not in self.models:
+            raise ValueError(f"model must be one of {list(self.models)}, got {model!r}")
+        steps, lr = int(inner_steps), float(inner_lr)
+        self.result = adapt_episode(self.models[model], self.episode, inner_steps=steps, inner_lr=lr)
+        e = self.episode
+        plot_episode_predictions(e.x_support[0], e.y_support[0], e.x_query[0], e.y_query[0], self.result["predicted"],
+                                 fig=self.fig, title=f"{model}, {steps} inner step{'s' if steps != 1 else ''}, α = {lr:.3g}: "
+                                                     f"accuracy {100 * self.result['accuracy']:.0f}%")
+        return self.fig
+
+
 class OmniglotAdaptationExplorer:
     """Sliders for inner steps (0-10) and inner learning rate, a model menu, a "new episode" button.
 
-    Each change adapts the chosen meta-trained model to the current episode's support set
-    (:func:`adapt_episode`) and redraws :func:`plot_episode_predictions`:
-    the support images with their labels and every query with its predicted label, green when
-    right and red when wrong. One 5-way 1-shot adaptation of Conv4 takes milliseconds on a CPU.
+    Each change redraws the :class:`OmniglotAdaptationView` (its ``draw``). One 5-way 1-shot
+    adaptation of Conv4 takes milliseconds on a CPU.
 
     Parameters
     ----------
@@ -289,33 +351,23 @@ class OmniglotAdaptationExplorer:
 
     Attributes
     ----------
-    steps, inner_lr : sliders;  model : dropdown;  new_episode : button;  fig : matplotlib Figure;
-    result : the last :func:`adapt_episode` output;  ui : the widget to display
+    steps, inner_lr : sliders;  model : dropdown;  new_episode : button;  view : the figure;
+    fig, result, episode, seed : the view's;  ui : the widget to display
     """
 
     def __init__(self, models, classes, *, n_way=5, k_shot=1, n_query=5, inner_steps=3, inner_lr=0.4, seed=0):
         import ipywidgets as widgets
-        from matplotlib.figure import Figure
 
-        from metalearn_lab.samplers import EpisodeSampler
-
-        if not models:
-            raise ValueError("models must hold at least one model, e.g. {'MAML': maml_model}")
-        self.models = dict(models)
-        self.sampler = EpisodeSampler(classes, n_way, k_shot, n_query)
-        self.seed = int(seed)
-        self.episode = self._draw()
+        self.view = OmniglotAdaptationView(models, classes, n_way=n_way, k_shot=k_shot, n_query=n_query, seed=seed)
+        self.models, self.fig = self.view.models, self.view.fig
         self.steps = widgets.IntSlider(value=inner_steps, min=0, max=10, description="inner steps")
         # Finn et al.'s α = 0.4, and halvings and doublings of it.
-        self.inner_lr = rate_slider(inner_lr, (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2), description="inner lr α")
+        self.inner_lr = rate_slider(inner_lr, INNER_LRS, description="inner lr α")
         self.model = widgets.Dropdown(options=list(self.models), description="model")
         fit_labels(self.steps, self.inner_lr, self.model)
         self.new_episode = widgets.Button(description="new episode", icon="refresh")
         self.status = widgets.HTML()
         self.output = widgets.Output()
-
-        self.fig = Figure(figsize=episode_figsize(k_shot, n_query, n_way))
-        self.result = None
         for control in (self.steps, self.inner_lr, self.model):
             control.observe(self.update, names="value")
         self.new_episode.on_click(self.next_episode)
@@ -323,27 +375,29 @@ class OmniglotAdaptationExplorer:
                                 self.status, self.output])
         self.update()
 
-    def _draw(self):
+    @property
+    def seed(self) -> int:
+        return self.view.seed
 
-        return self.sampler.sample(1, generator=torch.Generator().manual_seed(self.seed))
+    @property
+    def episode(self):
+        return self.view.episode
+
+    @property
+    def result(self):
+        return self.view.result
 
     def next_episode(self, _button=None) -> None:
         """Draw a fresh episode (seed + 1) and redraw."""
-        self.seed += 1
-        self.episode = self._draw()
+        self.view.set_episode(self.view.seed + 1)
         self.update()
 
     def update(self, _change=None) -> None:
-        """Adapt the chosen model with the current settings and redraw the figure."""
+        """Redraw the view for the current controls and show it."""
         from IPython.display import clear_output
 
-        steps, lr, name = int(self.steps.value), float(self.inner_lr.value), self.model.value
-        self.result = adapt_episode(self.models[name], self.episode, inner_steps=steps, inner_lr=lr)
-        e = self.episode
-        plot_episode_predictions(e.x_support[0], e.y_support[0], e.x_query[0], e.y_query[0], self.result["predicted"],
-                                 fig=self.fig, title=f"{name}, {steps} inner step{'s' if steps != 1 else ''}, α = {lr:.3g}: "
-                                                     f"accuracy {100 * self.result['accuracy']:.0f}%")
-        self.status.value = (f"episode {self.seed}: adapted and predicted in {1000 * self.result['seconds']:.0f} ms")
+        self.view.draw(model=self.model.value, inner_steps=int(self.steps.value), inner_lr=float(self.inner_lr.value))
+        self.status.value = f"episode {self.seed}: adapted and predicted in {1000 * self.result['seconds']:.0f} ms"
         with self.output:
             clear_output(wait=True)
             show_png(self.fig, close=False)
@@ -352,6 +406,10 @@ class OmniglotAdaptationExplorer:
         from IPython.display import display
 
         display(self.ui)
+
+
+#: The live slider's step sizes: Finn et al.'s α = 0.4, and halvings and doublings of it.
+INNER_LRS = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 def omniglot_adaptation_widget(models, classes, **kwargs) -> OmniglotAdaptationExplorer:
@@ -363,32 +421,36 @@ def omniglot_adaptation_widget(models, classes, **kwargs) -> OmniglotAdaptationE
     return OmniglotAdaptationExplorer(models, classes, **kwargs)
 
 
-def omniglot_adaptation_figure(model, classes, *, steps=(0, 1, 3, 10), inner_lr=0.4, n_way=5, k_shot=1, n_query=5,
-                               seed=0, title=None):
-    """The explorer's view as a static figure, for the book: one episode, one query panel per number of inner steps.
+def omniglot_adaptation_explorer(models, classes, *, inner_steps=(0, 1, 3, 10), inner_lrs=(0.05, 0.4, 3.2), seed=0,
+                                 n_way=5, k_shot=1, n_query=5, dpi=80):
+    """The Try-it for the book: :class:`OmniglotAdaptationView` pre-rendered for every model and slider value.
 
-    Parameters
-    ----------
-    model : nn.Module
-    classes : Tensor ``[n_classes, 20, 1, 28, 28]``
-    steps : sequence of int
-        Numbers of inner steps, one panel each.
-    inner_lr : float
-    n_way, k_shot, n_query, seed : the episode (``seed`` as in the explorer).
-    title : str, optional
+    Default: each model × 0, 1, 3 and 10 steps × α = 0.05, 0.4 (the paper's) and 3.2 (for two
+    models, 24 frames). The first frame is the first model, 3 steps (or the middle value), α = 0.4
+    (or the middle value). ``dpi`` 80 keeps the predicted labels legible (about 36 kB a frame).
+    Returns a :class:`metalearn_lab.tryit.StaticExplorer`.
 
-    Returns
-    -------
-    (matplotlib Figure, dict ``{steps: accuracy}``)
+    Examples
+    --------
+    >>> import torch
+    >>> from metalearn_lab.models import Conv4
+    >>> e = omniglot_adaptation_explorer({"net": Conv4(out_features=5, track_running_stats=False)},
+    ...                                  torch.rand(6, 20, 1, 28, 28), inner_steps=(0, 1), inner_lrs=(0.4,))
+    >>> len(e.frames), e.initial
+    (2, {'model': 'net', 'inner_steps': 1, 'inner_lr': 0.4})
     """
-    from metalearn_lab.samplers import EpisodeSampler
+    from metalearn_lab.tryit import explorer
 
-    episode = EpisodeSampler(classes, n_way, k_shot, n_query).sample(1, generator=torch.Generator().manual_seed(int(seed)))
-    results = {k: adapt_episode(model, episode, inner_steps=k, inner_lr=inner_lr) for k in steps}
-    predictions = {f"{k} step{'s' if k != 1 else ''}": r["predicted"] for k, r in results.items()}
-    fig = plot_adaptation_panels(episode.x_support[0], episode.y_support[0], episode.x_query[0], episode.y_query[0],
-                                 predictions, title=title or f"One test episode after k inner steps (α = {inner_lr:g})")
-    return fig, {k: r["accuracy"] for k, r in results.items()}
+    view = OmniglotAdaptationView(models, classes, n_way=n_way, k_shot=k_shot, n_query=n_query, seed=seed)
+    values = {"model": list(view.models), "inner_steps": list(inner_steps), "inner_lr": list(inner_lrs)}
+    initial = {name: (v[len(v) // 2] if name != "model" else v[0]) for name, v in values.items()}
+    if 3 in values["inner_steps"]:
+        initial["inner_steps"] = 3
+    if 0.4 in values["inner_lr"]:
+        initial["inner_lr"] = 0.4
+    return explorer(view.draw, values, initial=initial, dpi=dpi, crop="first",
+                    labels={"model": "model", "inner_steps": "inner steps", "inner_lr": "inner lr α"},
+                    title="Adapting a meta-trained model to one new episode (pre-rendered)")
 
 
 def _close(a, b, tol=1e-5):

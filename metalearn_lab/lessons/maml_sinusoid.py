@@ -178,14 +178,85 @@ def _set_sine_panel(ax, lines, name, data, x_grid, *, inner_steps, inner_lr):
     ax.set_ylim(-top, top)
 
 
+class SineAdaptationView:
+    """The Try-it's figure: one panel per model, redrawn by :meth:`draw` for new slider values.
+
+    Each model (e.g. MAML and the pretrained baseline) gets a panel with the task's true curve,
+    its K support points, the model's prediction before adaptation and after ``inner_steps``
+    steps of gradient descent with step size α on the support MSE. The figure and its artists are
+    made once; :meth:`draw` recomputes the curves (a 1-40-40-1 net adapts in milliseconds) and
+    sets the artists' data. The live widget (:class:`SineAdaptationExplorer`) and the book's
+    pre-rendered explorer (:func:`sine_adaptation_explorer`) both draw with it.
+
+    Parameters
+    ----------
+    models : dict name -> nn.Module
+    tasks : SinusoidTasks or None
+        The task distribution (default: Finn et al.'s).
+    seed : int
+        Which task (:meth:`set_task` changes it).
+    max_k : int
+        Support points drawn per task; a drawing uses the first ``k_shot``.
+
+    Attributes
+    ----------
+    fig : matplotlib Figure (not managed by pyplot);  lines : dict name -> dict of artists;
+    data : dict name -> the last drawing's curves and MSE
+
+    Examples
+    --------
+    >>> from metalearn_lab.models import SineMLP
+    >>> view = SineAdaptationView({"net": SineMLP()}, seed=1)
+    >>> fig = view.draw(inner_steps=2, inner_lr=0.01, k_shot=5)
+    >>> fig is view.fig, len(view.lines["net"]["support"].get_offsets())
+    (True, 5)
+    """
+
+    def __init__(self, models, *, tasks=None, seed=0, max_k=20):
+        from matplotlib.figure import Figure
+
+        from metalearn_lab.data.sinusoid import SinusoidTasks
+
+        if not models:
+            raise ValueError("models must hold at least one model, e.g. {'MAML': maml_model}")
+        self.models = dict(models)
+        self.tasks = tasks if tasks is not None else SinusoidTasks()
+        self.max_k = max_k
+        self.x_grid = torch.linspace(*self.tasks.x_range, 200)
+        self.set_task(seed)
+        self.fig = Figure(figsize=(4.2 * len(self.models), 3.4))
+        axes = self.fig.subplots(1, len(self.models), squeeze=False)[0]
+        self.axes = dict(zip(self.models, axes))
+        self.lines = {name: _init_sine_panel(ax) for name, ax in self.axes.items()}
+        axes[0].set_ylabel("y")
+        axes[-1].legend(fontsize=7, loc="lower right")
+        self.data = {}
+        self._laid_out = False
+
+    def set_task(self, seed: int) -> None:
+        """Use the task drawn from ``seed`` (the next :meth:`draw` shows it)."""
+        self.seed = int(seed)
+        self.task = _sine_task(self.tasks, self.seed, self.max_k)
+
+    def draw(self, *, inner_steps: int, inner_lr: float, k_shot: int):
+        """Adapt every model to the first ``k_shot`` support points and redraw; returns :attr:`fig`."""
+        if not 1 <= int(k_shot) <= self.max_k:
+            raise ValueError(f"k_shot must be between 1 and max_k={self.max_k}, got {k_shot!r}")
+        settings = {"inner_steps": int(inner_steps), "inner_lr": float(inner_lr)}
+        for name, model in self.models.items():
+            self.data[name] = _sine_panel_data(model, self.task, self.x_grid, k_shot=int(k_shot), **settings)
+            _set_sine_panel(self.axes[name], self.lines[name], name, self.data[name], self.x_grid, **settings)
+        if not self._laid_out:  # once: tight_layout costs more than the whole adaptation
+            self.fig.tight_layout()
+            self._laid_out = True
+        return self.fig
+
+
 class SineAdaptationExplorer:
     """Sliders for inner steps, inner learning rate and K, a "new task" button, and one figure.
 
-    Each model (e.g. MAML and the pretrained baseline) gets a panel with the task's true curve,
-    its K support points, the model's prediction before adaptation and after ``inner steps``
-    steps of gradient descent with step size α on the support MSE. One matplotlib figure is
-    created once; a slider change only recomputes the curves (a 1-40-40-1 net adapts in
-    milliseconds), sets the lines' data and redraws it into an ``Output`` widget.
+    A slider change redraws the :class:`SineAdaptationView` (its ``draw``) and shows it as one PNG
+    in an ``Output`` widget.
 
     Parameters
     ----------
@@ -196,38 +267,21 @@ class SineAdaptationExplorer:
 
     Attributes
     ----------
-    steps, inner_lr, k_shot : ipywidgets sliders;  new_task : ipywidgets.Button
-    fig : matplotlib Figure;  lines : dict name -> dict of artists;  ui : the widget to display
+    steps, inner_lr, k_shot : ipywidgets sliders;  new_task : ipywidgets.Button;  view : the figure;
+    fig, lines, data, task, seed : the view's;  ui : the widget to display
     """
 
     def __init__(self, models, *, tasks=None, inner_steps=1, inner_lr=0.01, k_shot=5, seed=0, max_k=20):
         import ipywidgets as widgets
-        from matplotlib.figure import Figure
 
-        from metalearn_lab.data.sinusoid import SinusoidTasks
-
-        if not models:
-            raise ValueError("models must hold at least one model, e.g. {'MAML': maml_model}")
-        self.models = dict(models)
-        self.tasks = tasks if tasks is not None else SinusoidTasks()
-        self.max_k = max_k
-        self.seed = seed
-        self.task = _sine_task(self.tasks, seed, max_k)
-        self.x_grid = torch.linspace(*self.tasks.x_range, 200)
+        self.view = SineAdaptationView(models, tasks=tasks, seed=seed, max_k=max_k)
+        self.models, self.fig, self.lines, self.data = self.view.models, self.view.fig, self.view.lines, self.view.data
         self.steps = widgets.IntSlider(value=inner_steps, min=0, max=20, description="inner steps")
         self.inner_lr = rate_slider(inner_lr, RATES_1_2_5, description="inner lr α")
         self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (support points)")
         fit_labels(self.steps, self.inner_lr, self.k_shot)
         self.new_task = widgets.Button(description="new task", icon="refresh")
         self.output = widgets.Output()
-        self.fig = Figure(figsize=(4.2 * len(self.models), 3.4))
-        axes = self.fig.subplots(1, len(self.models), squeeze=False)[0]
-        self.axes = dict(zip(self.models, axes))
-        self.lines = {name: _init_sine_panel(ax) for name, ax in self.axes.items()}
-        axes[0].set_ylabel("y")
-        axes[-1].legend(fontsize=7, loc="lower right")
-        self.data = {}
-        self._laid_out = False
         for slider in (self.steps, self.inner_lr, self.k_shot):
             slider.observe(self.update, names="value")
         self.new_task.on_click(self.next_task)
@@ -235,23 +289,25 @@ class SineAdaptationExplorer:
                                 self.output])
         self.update()
 
+    @property
+    def seed(self) -> int:
+        return self.view.seed
+
+    @property
+    def task(self):
+        return self.view.task
+
     def next_task(self, _button=None) -> None:
         """Draw the next task (seed + 1) and redraw."""
-        self.seed += 1
-        self.task = _sine_task(self.tasks, self.seed, self.max_k)
+        self.view.set_task(self.view.seed + 1)
         self.update()
 
     def update(self, _change=None) -> None:
-        """Recompute every panel for the current slider values and redraw the figure."""
+        """Redraw the view for the current slider values and show it."""
         from IPython.display import clear_output
 
-        settings = {"inner_steps": int(self.steps.value), "inner_lr": float(self.inner_lr.value)}
-        for name, model in self.models.items():
-            self.data[name] = _sine_panel_data(model, self.task, self.x_grid, k_shot=int(self.k_shot.value), **settings)
-            _set_sine_panel(self.axes[name], self.lines[name], name, self.data[name], self.x_grid, **settings)
-        if not self._laid_out:  # once: tight_layout costs more than the whole adaptation
-            self.fig.tight_layout()
-            self._laid_out = True
+        self.view.draw(inner_steps=int(self.steps.value), inner_lr=float(self.inner_lr.value),
+                       k_shot=int(self.k_shot.value))
         with self.output:
             clear_output(wait=True)
             show_png(self.fig, close=False)
@@ -270,48 +326,47 @@ def sine_adaptation_widget(models, **kwargs) -> SineAdaptationExplorer:
     return SineAdaptationExplorer(models, **kwargs)
 
 
-def sine_adaptation_figure(models, settings, *, tasks=None, seed=0, max_k=20):
-    """The explorer's view as a static figure, for the book: one row per setting, one column per model.
+#: The book's slider values: what the lesson's "things to try" need (0 steps; α as trained, doubled and
+#: ten times larger; K = 1 (exercise 5), the training K and more).
+EXPLORER_VALUES = {"inner_steps": (0, 1, 3, 10), "inner_lr": (0.01, 0.02, 0.1), "k_shot": (1, 5, 10)}
+
+
+def sine_adaptation_explorer(models, *, values=None, initial=None, seed=0, tasks=None):
+    """The Try-it for the book: :class:`SineAdaptationView` pre-rendered for every combination of slider values.
 
     Parameters
     ----------
     models : dict name -> nn.Module
-    settings : sequence of dicts with keys ``inner_steps``, ``inner_lr``, ``k_shot``
-        (and optionally ``seed``, the task; default ``seed``).
+    values : dict slider -> sequence, optional
+        Values of ``inner_steps``, ``inner_lr`` and ``k_shot`` (default :data:`EXPLORER_VALUES`:
+        4 × 3 × 3 = 36 frames, about 1.1 MB).
+    initial : dict, optional
+        The first frame (default 1 step, α = 0.01, K = 5 when those values are offered).
+    seed : int
+        The task (as the widget's ``seed``).
 
     Returns
     -------
-    matplotlib Figure (pyplot-managed, so it shows inline)
+    metalearn_lab.tryit.StaticExplorer
 
     Examples
     --------
     >>> from metalearn_lab.models import SineMLP
-    >>> fig = sine_adaptation_figure({"net": SineMLP()}, [{"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5}])
-    >>> len(fig.axes)
-    1
+    >>> e = sine_adaptation_explorer({"net": SineMLP()}, values={"inner_steps": (0, 1), "inner_lr": (0.01,), "k_shot": (5,)})
+    >>> len(e.frames), e.initial
+    (2, {'inner_steps': 1, 'inner_lr': 0.01, 'k_shot': 5})
     """
-    import torch
+    from metalearn_lab.tryit import explorer
 
-    from metalearn_lab.data.sinusoid import SinusoidTasks
-
-    tasks = tasks if tasks is not None else SinusoidTasks()
-    x_grid = torch.linspace(*tasks.x_range, 200)
-    settings = list(settings)
-    if not settings:
-        raise ValueError("settings must hold at least one dict with inner_steps, inner_lr and k_shot")
-    fig, axes = plt.subplots(len(settings), len(models), figsize=(4.2 * len(models), 3.0 * len(settings)), squeeze=False)
-    for row, setting in enumerate(settings):
-        task = _sine_task(tasks, setting.get("seed", seed), max_k)
-        for col, (name, model) in enumerate(models.items()):
-            ax = axes[row, col]
-            lines = _init_sine_panel(ax)
-            kw = {"inner_steps": int(setting["inner_steps"]), "inner_lr": float(setting["inner_lr"])}
-            data = _sine_panel_data(model, task, x_grid, k_shot=int(setting["k_shot"]), **kw)
-            _set_sine_panel(ax, lines, name, data, x_grid, **kw)
-        axes[row, 0].set_ylabel("y")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+    values = {name: list(v) for name, v in (values or EXPLORER_VALUES).items()}
+    if set(values) != set(EXPLORER_VALUES):
+        raise ValueError(f"values must give {sorted(EXPLORER_VALUES)}, got {sorted(values)}")
+    preferred = {"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5}
+    initial = dict(initial or {name: preferred[name] if preferred[name] in v else v[0] for name, v in values.items()})
+    view = SineAdaptationView(models, tasks=tasks, seed=seed, max_k=max(20, *values["k_shot"]))
+    return explorer(view.draw, values, initial=initial, crop="first",
+                    labels={"inner_steps": "inner steps", "inner_lr": "inner lr α", "k_shot": "K (support points)"},
+                    title="Adapting to one new task (pre-rendered)")
 
 
 def _setup(seed: int = 0):

@@ -102,17 +102,6 @@ def plot_contrastive_loss(margin=1.0, *, ax=None, points=None, d_max=None):
     return ax.figure
 
 
-def plot_contrastive_margins(margins=(0.5, 1.0, 2.0)):
-    """Static version of the margin widget: the loss against d for a few margins, side by side."""
-
-    fig, axes = plt.subplots(1, len(margins), figsize=(3.4 * len(margins), 3.2), sharey=False)
-    for ax, margin in zip(axes, margins):
-        plot_contrastive_loss(margin, ax=ax, d_max=2.5)
-        ax.legend().remove() if ax is not axes[0] else ax.legend(loc="center right", fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def plot_pair_grid(x1, x2, same, *, n=8, title="Training pairs (same = 1: same character)"):
     """Show ``n`` pairs as two rows of images with their ``same`` label on top."""
 
@@ -224,7 +213,7 @@ def plot_distance_histogram(d, same, threshold=None, *, ax=None, title="Distance
     return ax.figure
 
 
-def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title=None, size=0.8):
+def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title=None, size=0.8, fig=None):
     """One 20-way one-shot trial: the query, then the candidates with their distances to it.
 
     The right answer is framed green; the chosen candidate, when wrong, red.
@@ -237,10 +226,23 @@ def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title
         The classifier's choice and the right candidate.
     distances : Tensor ``[n]``, optional
         Embedding distance of each candidate to the query, written above it.
+    fig : matplotlib Figure, optional
+        Draw into this figure instead of a new (pyplot) one: into its first ``n + 1`` axes, or, when
+        an earlier call drew there already, only change the images, titles and frames (what a
+        Try-it does for each new trial, several times faster than a new figure).
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(8.8, 2.0)); _ = fig.subplots(2, 11)
+    >>> _ = plot_one_shot_trial(torch.zeros(1, 8, 8), torch.rand(20, 1, 8, 8), 3, 3, fig=fig)
+    >>> _ = plot_one_shot_trial(torch.ones(1, 8, 8), torch.rand(20, 1, 8, 8), 2, 5, fig=fig)
+    >>> len(fig.axes[0].images), float(fig.axes[0].images[0].get_array().mean()), fig.axes[3].spines["top"].get_edgecolor()
+    (1, 1.0, (0.7764705882352941, 0.1568627450980392, 0.1568627450980392, 1.0))
     """
 
     n = len(support)
@@ -251,7 +253,17 @@ def plot_one_shot_trial(query, support, chosen, answer, distances=None, *, title
     frames[1 + int(answer)] = "#2e7d32"
     if int(chosen) != int(answer):
         frames[1 + int(chosen)] = "#c62828"
-    fig = show_images(images, titles, ncols=11, size=size, frame_colors=frames)
+    if fig is None:
+        fig = show_images(images, titles, ncols=11, size=size, frame_colors=frames)
+    elif all(ax.images for ax in fig.axes[:n + 1]):  # drawn before: change what differs
+        for i, ax in enumerate(fig.axes[:n + 1]):
+            ax.images[0].set_data(images[i, 0].numpy())
+            ax.set_title(titles[i], fontsize=8, pad=2)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(frames[i] or "0.8")
+                spine.set_linewidth(3 if frames[i] else 0.5)
+    else:
+        show_images(images, titles, axes=fig.axes, frame_colors=frames)
     verdict = "right" if int(chosen) == int(answer) else "wrong"
     fig.suptitle(title or f"chosen: candidate {int(chosen)} ({verdict}); answer framed green, a wrong choice red",
                  fontsize=9, y=1.06)
@@ -280,97 +292,216 @@ def plot_one_shot_comparison(rows, *, title="Lake's 20-way one-shot runs"):
     return fig
 
 
-def contrastive_margin_explorer(points=None):
-    """A margin slider redrawing the contrastive loss of one pair against d, for both labels.
+# --- the Try-its: each live widget and its pre-rendered twin for the book draw with one function ---
 
-    ``points``: optional ``(d, same)`` pairs drawn as markers (e.g. the hand-computed pairs).
-    The static twin for the book is :func:`plot_contrastive_margins`.
+#: The margins the book's explorer offers (the live slider: 0.2 to 2.0 in steps of 0.1).
+MARGIN_VALUES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
+
+
+def contrastive_margin_view(margin, *, points=None):
+    """The margin Try-it's figure: :func:`plot_contrastive_loss` for ``margin`` on a fixed d axis (0 to 2.5)."""
+    return plot_contrastive_loss(margin, points=points, d_max=2.5)
+
+
+def contrastive_margin_widget(points=None):
+    """A margin slider redrawing :func:`contrastive_margin_view` (needs a kernel).
+
+    ``points``: optional ``(d, same)`` or ``(d, same, label)`` pairs drawn as markers (e.g. the
+    hand-computed pairs). The book's twin is :func:`contrastive_margin_explorer`.
     """
     import ipywidgets as widgets
 
     def show(margin=1.0):
-        fig = plot_contrastive_loss(margin, points=points, d_max=2.5)
-        show_png(fig, crop="tight")  # its x label reaches below the figure
+        show_png(contrastive_margin_view(margin, points=points), crop="tight")  # its x label reaches below the figure
 
     slider = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="margin m", continuous_update=False,
                                  readout_format=".1f")
     return widgets.interactive(show, margin=fit_labels(slider)[0])
 
 
-def threshold_explorer(d_train, same_train, d_test, same_test):
-    """A threshold slider over the distance histograms; prints training and held-out verification accuracy.
+def contrastive_margin_explorer(points=None, *, margins=MARGIN_VALUES, initial=None):
+    """The margin Try-it for the book: :func:`contrastive_margin_view` pre-rendered for each of ``margins``.
 
-    ``d_*`` ``[P]`` pair distances, ``same_*`` ``[P]`` labels (1 = same class). The static twin is
-    :func:`plot_distance_histogram` with the chosen threshold.
+    The first frame is ``initial`` (default m = 1, where the widget starts, if offered, else the
+    first margin). Returns a :class:`metalearn_lab.tryit.StaticExplorer` (one slider, ``margin``).
+
+    >>> e = contrastive_margin_explorer(margins=(0.5, 1.0))
+    >>> len(e.frames), e.initial
+    (2, {'margin': 1.0})
     """
-    import ipywidgets as widgets
-    import torch
+    from metalearn_lab.tryit import explorer
 
-    d_train, d_test = torch.as_tensor(d_train), torch.as_tensor(d_test)
-    same_train, same_test = torch.as_tensor(same_train).float(), torch.as_tensor(same_test).float()
+    margins = list(margins)
+    if initial is None:
+        initial = 1.0 if 1.0 in margins else margins[0]
+    return explorer(lambda margin: contrastive_margin_view(margin, points=points), {"margin": margins},
+                    initial={"margin": initial}, labels={"margin": "margin m"}, crop="first",
+                    title="The contrastive loss against d (pre-rendered)")
 
-    layout = {}  # the first figure's margins, reused: the figures keep their shape
 
-    def accuracy(d, same, t):
-        return float(((d < t).float() == same).float().mean())
+class ThresholdView:
+    """The threshold Try-it's figure: training and held-out distance histograms with a threshold.
 
-    def show(threshold):
+    ``d_*`` ``[P]`` pair distances, ``same_*`` ``[P]`` labels (1 = same class). :meth:`draw` gives
+    the figure for one threshold, with both verification accuracies in the panel titles; the first
+    figure's margins are reused for the next (they keep their shape). :attr:`step` and
+    :attr:`top` give the slider's round grid (one significant digit, so the readout shows the
+    threshold in use). The live widget (:func:`threshold_widget`) and the book's explorer
+    (:func:`threshold_explorer`) both draw with it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> view = ThresholdView(torch.tensor([0.2, 1.5]), torch.tensor([1, 0]), torch.tensor([0.4, 0.9]), torch.tensor([1, 0]))
+    >>> view.accuracy("test", 0.5), view.step, view.top
+    (1.0, 0.01, 1.49)
+    >>> view.values(3)
+    [0.5, 0.99, 1.49]
+    """
+
+    def __init__(self, d_train, same_train, d_test, same_test):
+        self.d = {"train": torch.as_tensor(d_train).float(), "test": torch.as_tensor(d_test).float()}
+        self.same = {"train": torch.as_tensor(same_train).float(), "test": torch.as_tensor(same_test).float()}
+        high = float(torch.quantile(torch.cat([self.d["train"], self.d["test"]]), 0.99))
+        self.step = float(f"{high / 100:.0e}")
+        self.digits = max(0, -math.floor(math.log10(self.step)))
+        self.top = round(math.ceil(high / self.step) * self.step, self.digits)
+        self.layout = {}
+
+    def accuracy(self, split: str, threshold: float) -> float:
+        """Verification accuracy on ``split`` ("train" or "test"): "same" when d < threshold."""
+        return float(((self.d[split] < threshold).float() == self.same[split]).float().mean())
+
+    def rounded(self, value: float) -> float:
+        """``value`` on the slider's grid."""
+        return round(round(value / self.step) * self.step, self.digits)
+
+    def values(self, n: int) -> list[float]:
+        """``n`` thresholds evenly spaced up to :attr:`top`, on the slider's grid."""
+        return sorted({self.rounded(self.top * (i + 1) / n) for i in range(n)})
+
+    def draw(self, threshold: float):
+        """Both histograms with ``threshold``; returns a pyplot figure."""
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.3), sharex=True)
-        plot_distance_histogram(d_train, same_train, threshold, ax=axes[0],
-                                title=f"training pairs: accuracy {100 * accuracy(d_train, same_train, threshold):.1f}%")
-        plot_distance_histogram(d_test, same_test, threshold, ax=axes[1],
-                                title=f"held-out pairs: accuracy {100 * accuracy(d_test, same_test, threshold):.1f}%")
-        if layout:
-            fig.subplots_adjust(**layout)
+        for ax, split, name in zip(axes, ("train", "test"), ("training", "held-out")):
+            plot_distance_histogram(self.d[split], self.same[split], threshold, ax=ax,
+                                    title=f"{name} pairs: accuracy {100 * self.accuracy(split, threshold):.1f}%")
+        if self.layout:
+            fig.subplots_adjust(**self.layout)
         else:
             fig.tight_layout()
-            layout.update(margins(fig))
-        show_png(fig)
+            self.layout.update(margins(fig))
+        return fig
 
-    # Round steps (one significant digit), so the readout shows the threshold in use.
-    top = float(torch.quantile(torch.cat([d_train, d_test]).float(), 0.99))
-    step = float(f"{top / 100:.0e}")
-    digits = max(0, -math.floor(math.log10(step)))
-    slider = widgets.FloatSlider(value=round(round(top / 3 / step) * step, digits), min=0.0,
-                                 max=round(math.ceil(top / step) * step, digits), step=step,
-                                 description="threshold", readout_format=f".{digits}f", continuous_update=False)
+
+def threshold_widget(d_train, same_train, d_test, same_test):
+    """A threshold slider over the distance histograms (:class:`ThresholdView`), with both accuracies.
+
+    The book's twin is :func:`threshold_explorer`.
+    """
+    import ipywidgets as widgets
+
+    view = ThresholdView(d_train, same_train, d_test, same_test)
+
+    def show(threshold):
+        show_png(view.draw(threshold))
+
+    slider = widgets.FloatSlider(value=view.rounded(view.top / 3), min=0.0, max=view.top, step=view.step,
+                                 description="threshold", readout_format=f".{view.digits}f", continuous_update=False)
     return widgets.interactive(show, threshold=fit_labels(slider)[0])
 
 
-def one_shot_trial_browser(model, runs):
-    """Browse Lake's runs: pick a run and a trial, see the query, the 20 candidates and the model's choice.
+def threshold_explorer(d_train, same_train, d_test, same_test, *, n_values=12):
+    """The threshold Try-it for the book: :class:`ThresholdView` pre-rendered for ``n_values`` thresholds.
+
+    The thresholds are evenly spaced up to the 99th percentile of the distances, on the live
+    slider's round grid; the first frame is the one nearest a third of the way, where the widget starts.
+
+    >>> import torch
+    >>> d, same = torch.rand(40), (torch.rand(40) < 0.5).float()
+    >>> e = threshold_explorer(d, same, d, same, n_values=3)
+    >>> len(e.frames)
+    3
+    """
+    from metalearn_lab.tryit import explorer
+
+    view = ThresholdView(d_train, same_train, d_test, same_test)
+    values = view.values(n_values)
+    start = min(values, key=lambda t: abs(t - view.top / 3))
+    return explorer(view.draw, {"threshold": values}, initial={"threshold": start}, labels={"threshold": "threshold"},
+                    crop="first",
+                    title="Verification accuracy against the threshold (pre-rendered)")
+
+
+class OneShotTrialView:
+    """The trial Try-it's figure: one trial of Lake's runs, the query, the 20 candidates and the model's pick.
 
     ``model`` maps images ``[B, 1, S, S]`` to embeddings; ``runs`` from
-    :func:`metalearn_lab.data.load_lake_runs`. The static twin is
-    :func:`plot_one_shot_trial`.
+    :func:`metalearn_lab.data.load_lake_runs`. Each run's distances are computed once.
+    :meth:`draw` (``run`` and ``trial`` counted from 1) returns :func:`plot_one_shot_trial`'s
+    figure, one figure (:attr:`fig`) redrawn in place. The live widget (:func:`one_shot_trial_widget`)
+    and the book's explorer (:func:`one_shot_trial_explorer`) both draw with it.
+    """
+
+    def __init__(self, model, runs, *, size=0.8):
+        from matplotlib.figure import Figure
+
+        self.model, self.runs = model, runs
+        self.cache = {}
+        self.fig = Figure(figsize=(11 * size, 2 * size * 1.15))  # the layout of drawing.show_images
+        self.fig.subplots(2, 11)
+
+    def distances(self, run: int):
+        """``[queries, candidates]`` embedding distances of run ``run`` (from 1)."""
+        if run not in self.cache:
+            r = self.runs[run - 1]
+            self.model.eval()
+            with torch.no_grad():
+                self.cache[run] = torch.cdist(self.model(r.query), self.model(r.support))
+        return self.cache[run]
+
+    def draw(self, run: int, trial: int):
+        if not 1 <= run <= len(self.runs) or not 1 <= trial <= len(self.runs[run - 1].query):
+            raise ValueError(f"run must be in 1..{len(self.runs)} and trial in 1..{len(self.runs[0].query)}, "
+                             f"got run={run!r}, trial={trial!r}")
+        r = self.runs[run - 1]
+        d = self.distances(run)[trial - 1]
+        return plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d, fig=self.fig,
+                                   title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
+
+
+def one_shot_trial_widget(model, runs):
+    """Browse Lake's runs: sliders for a run and a trial redraw :class:`OneShotTrialView`.
+
+    The book's twin is :func:`one_shot_trial_explorer`.
     """
     import ipywidgets as widgets
-    import torch
 
-    model.eval()
-    cache, crop = {}, []
-
-    def distances(run_index):
-        if run_index not in cache:
-            run = runs[run_index]
-            with torch.no_grad():
-                cache[run_index] = torch.cdist(model(run.query), model(run.support))
-        return cache[run_index]
+    view, crop = OneShotTrialView(model, runs), []
 
     def show(run=1, trial=1):
-        r = runs[run - 1]
-        d = distances(run - 1)[trial - 1]
-        fig = plot_one_shot_trial(r.query[trial - 1], r.support, int(d.argmin()), int(r.labels[trial - 1]), d,
-                                  title=f"{r.name}, trial {trial}: the model picks the candidate at the smallest distance")
+        fig = view.draw(run, trial)
         if not crop:  # its title sits above the figure: measure the crop once, every trial has the same shape
             crop.append(tight_box(fig))
-        show_png(fig, crop=crop[0])
+        show_png(fig, crop=crop[0], close=False)
 
     run, trial = fit_labels(
         widgets.IntSlider(value=1, min=1, max=len(runs), description="run", continuous_update=False),
         widgets.IntSlider(value=1, min=1, max=len(runs[0].query), description="trial", continuous_update=False),
     )
     return widgets.interactive(show, run=run, trial=trial)
+
+
+def one_shot_trial_explorer(model, runs, *, run_values=(1, 2, 3, 4), trial_values=(1, 2, 3, 4, 5, 6)):
+    """The trial Try-it for the book: :class:`OneShotTrialView` pre-rendered for a few runs and trials.
+
+    Default: runs 1-4 and trials 1-6 (24 frames). Returns a :class:`metalearn_lab.tryit.StaticExplorer`.
+    """
+    from metalearn_lab.tryit import explorer
+
+    view = OneShotTrialView(model, runs)
+    return explorer(view.draw, {"run": list(run_values), "trial": list(trial_values)}, crop="first",
+                    labels={"run": "run", "trial": "trial"}, title="Lake's one-shot trials (pre-rendered)")
 
 
 def _as_float(value, what):

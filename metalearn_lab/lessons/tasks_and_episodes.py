@@ -72,17 +72,41 @@ def episode_view(classes, n_way: int = 5, k_shot: int = 1, n_query: int = 2, see
     return show_episode(episode, max_per_class=10, size=0.45 if n_way > 8 else 0.7)
 
 
+def episode_try_it_view(classes, n_way: int = 5, k_shot: int = 1, n_query: int = 2, seed: int = 0):
+    """The Try-it's figure: :func:`episode_view`, or, for an impossible choice, the sampler's message.
+
+    What the live widget (:func:`episode_widget`) and the book's explorer (:func:`episode_explorer`)
+    both draw: an impossible episode (``k_shot + n_query`` above the 20 drawings of a character, or
+    more classes than there are) shows the ``ValueError`` the sampler raises, in a small figure.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig = episode_try_it_view(torch.rand(6, 20, 1, 8, 8), n_way=3, k_shot=15, n_query=10)
+    >>> fig.texts[0].get_text().startswith("ValueError: k_shot + n_query")
+    True
+    """
+    import textwrap
+
+    try:
+        return episode_view(classes, n_way, k_shot, n_query, seed)
+    except ValueError as err:
+        fig = plt.figure(figsize=(7.5, 1.4))
+        fig.text(0.02, 0.5, textwrap.fill(f"ValueError: {err}", 80), color="#b00020", fontsize=9, va="center",
+                 family="monospace")
+        return fig
+
+
 def episode_widget(classes, seed: int = 0):
-    """Sliders for ``n_way``, ``k_shot``, ``n_query`` and the seed; redraws an episode or prints why not."""
+    """Sliders for ``n_way``, ``k_shot``, ``n_query`` and the seed; redraws :func:`episode_try_it_view`."""
     import ipywidgets as widgets
 
     def update(n_way, k_shot, n_query, seed):
-        try:
-            fig = episode_view(classes, n_way, k_shot, n_query, seed)
-        except ValueError as err:
-            print(f"ValueError: {err}")
-            return
-        show_png(fig)
+        show_png(episode_try_it_view(classes, n_way, k_shot, n_query, seed))
 
     n_way, k_shot, n_query, seed_slider = fit_labels(
         widgets.IntSlider(value=5, min=1, max=20, description="n_way"),
@@ -91,6 +115,34 @@ def episode_widget(classes, seed: int = 0):
         widgets.IntSlider(value=seed, min=0, max=20, description="seed"),
     )
     return widgets.interactive(update, n_way=n_way, k_shot=k_shot, n_query=n_query, seed=seed_slider)
+
+
+#: The book's slider values: a few ways, shots and queries, one pair of them more than 20 drawings.
+EXPLORER_VALUES = {"n_way": (2, 5, 20), "k_shot": (1, 5, 15), "n_query": (2, 10)}
+
+
+def episode_explorer(classes, values=None, *, seed: int = 0):
+    """The Try-it for the book: :func:`episode_try_it_view` pre-rendered for every combination of values.
+
+    ``values``: the ``n_way``, ``k_shot`` and ``n_query`` values (default :data:`EXPLORER_VALUES`,
+    3 × 3 × 2 = 18 frames, one combination impossible), for the episode drawn with ``seed``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> e = episode_explorer(torch.rand(6, 20, 1, 8, 8), {"n_way": (2,), "k_shot": (1, 15), "n_query": (10,)})
+    >>> len(e.frames), e.initial
+    (2, {'n_way': 2, 'k_shot': 1, 'n_query': 10})
+    """
+    from metalearn_lab.tryit import explorer
+
+    values = {name: list(v) for name, v in (values or EXPLORER_VALUES).items()}
+    if set(values) != set(EXPLORER_VALUES):
+        raise ValueError(f"values must give {sorted(EXPLORER_VALUES)}, got {sorted(values)}")
+    start = {"n_way": 5, "k_shot": 1, "n_query": 2}  # where the widget starts
+    initial = {name: start[name] if start[name] in v else v[0] for name, v in values.items()}
+    return explorer(lambda n_way, k_shot, n_query: episode_try_it_view(classes, n_way, k_shot, n_query, seed), values,
+                    initial=initial, title="An N-way K-shot episode of test characters (pre-rendered)")
 
 
 def _coded_classes(n_classes: int = 12, n_per_class: int = 20) -> torch.Tensor:

@@ -118,6 +118,47 @@ def sine_overfit_widget(max_steps: int = 500):
     return widgets.interactive(update, k_shot=k_shot, steps=steps, seed=seed)
 
 
+#: The book's slider values: K from too few points to plenty, and training short, medium and long.
+#: (Each K trains a net, about half a second; each frame costs a third of one.)
+EXPLORER_VALUES = {"k_shot": (2, 5, 10, 20, 40), "steps": (50, 150, 500)}
+
+
+def sine_overfit_explorer(values=None, *, seed: int = 0, max_steps: int = 500):
+    """The Try-it for the book: :func:`sine_overfit_view` pre-rendered for every combination of slider values.
+
+    ``values``: the ``k_shot`` and ``steps`` values (default :data:`EXPLORER_VALUES`, 5 × 3 = 15
+    frames), for the weights initialised with ``seed``; the first frame is K = 5 after 150 steps
+    when offered. Each K trains one net (cached), every step count only redraws.
+
+    Returns
+    -------
+    metalearn_lab.tryit.StaticExplorer
+
+    Examples
+    --------
+    >>> e = sine_overfit_explorer({"k_shot": (5,), "steps": (0, 100)}, max_steps=100)
+    >>> len(e.frames), e.initial
+    (2, {'k_shot': 5, 'steps': 100})
+    """
+    from metalearn_lab.tryit import explorer
+
+    values = {name: list(v) for name, v in (values or EXPLORER_VALUES).items()}
+    if set(values) != set(EXPLORER_VALUES):
+        raise ValueError(f"values must give {sorted(EXPLORER_VALUES)}, got {sorted(values)}")
+    start = {"k_shot": 5, "steps": 150}
+    initial = {name: start[name] if start[name] in v else v[-1] for name, v in values.items()}
+    layout = {}  # as in the widget: the first figure's margins, reused
+
+    def draw(k_shot, steps):
+        fig = sine_overfit_view(k_shot, steps, seed, max_steps=max_steps, layout=layout or None)
+        if not layout:
+            layout.update(margins(fig))
+        return fig
+
+    return explorer(draw, values, initial=initial, crop="first", labels={"k_shot": "K points", "steps": "Adam steps"},
+                    title=f"A net trained from scratch on K points, init seed {seed} (pre-rendered)")
+
+
 #: The answer to lesson 01's "place the methods on the map" exercise: the usual three-way taxonomy,
 #: as Hospedales et al. (2021, §3.1 "Previous taxonomies") describe it before refining it.
 FAMILY_OF = {

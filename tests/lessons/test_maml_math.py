@@ -20,6 +20,7 @@ from metalearn_lab.maml import adapt, meta_gradient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _exercise_cells as cells  # noqa: E402
+from _explorers import check_explorer, record_draws  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "maml_math"
 CHECKERS = ["check_hessian_vector_product", "check_meta_gradient"]
@@ -252,3 +253,24 @@ def test_gap_widget_offers_exact_step_sizes_and_redraws():
     assert all(float(label) == value for label, value in inner_lr.options)
     inner_lr.value, inner_steps.value = 0.2, 4  # each change redraws; nothing raises
     assert widget.kwargs == {"inner_lr": 0.2, "inner_steps": 4}
+
+
+def test_book_explorer_has_every_frame_within_budget_and_each_slider_changes_it():
+    import matplotlib.pyplot as plt
+
+    explorer = lesson.first_order_gap_explorer(_linear_task())
+    check_explorer(explorer, lesson.EXPLORER_VALUES)
+    assert explorer.initial == {"inner_lr": 0.05, "inner_steps": 1}  # where the widget starts
+    assert set(explorer.sliders["inner_lr"]) <= set(lesson.GAP_RATES), "a pre-rendered α the live slider cannot take"
+    plt.close("all")
+
+
+def test_widget_and_book_explorer_draw_with_one_view(monkeypatch):
+    calls = record_draws(monkeypatch, lesson.FirstOrderGapView)
+    widget = lesson.first_order_gap_widget(_linear_task())
+    widget.children[1].value = 4
+    assert calls == [((0.05, 1), {}), ((0.05, 4), {})]
+    lesson.first_order_gap_explorer(_linear_task(), {"inner_lr": (0.01, 0.1), "inner_steps": (2,)})
+    assert calls[2:] == [((), {"inner_lr": 0.01, "inner_steps": 2}), ((), {"inner_lr": 0.1, "inner_steps": 2})]
+    with pytest.raises(ValueError, match="values must give"):
+        lesson.first_order_gap_explorer(_linear_task(), {"inner_lr": (0.01,)})

@@ -15,6 +15,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from _explorers import check_explorer, record_draws  # tests/lessons/_explorers.py
 
 from metalearn_lab import drawing
 from metalearn_lab.exercises import WrongAnswer
@@ -244,11 +245,23 @@ def test_explorer_needs_a_model(classes):
         lesson.omniglot_adaptation_widget({}, classes)
 
 
-def test_static_figure(models, classes):
-    fig, accuracy = lesson.omniglot_adaptation_figure(models["MAML"], classes, steps=(0, 3), seed=2)
-    assert set(accuracy) == {0, 3} and all(0 <= a <= 1 for a in accuracy.values())
-    assert [ax.get_title().split(":")[0] for ax in fig.axes[1:]] == ["0 steps", "3 steps"]
-    plt.close(fig)
+def test_book_explorer_has_every_frame_within_budget_and_each_control_changes_it(models, classes):
+    explorer = lesson.omniglot_adaptation_explorer(models, classes)
+    check_explorer(explorer, {"model": list(models), "inner_steps": (0, 1, 3, 10), "inner_lr": (0.05, 0.4, 3.2)})
+    assert explorer.initial == {"model": "MAML", "inner_steps": 3, "inner_lr": 0.4}  # where the widget starts
+    assert set(explorer.sliders["inner_lr"]) <= set(lesson.INNER_LRS), "a pre-rendered α the live slider cannot take"
+
+
+def test_widget_and_book_explorer_draw_with_one_view(models, classes, monkeypatch):
+    calls = record_draws(monkeypatch, lesson.OmniglotAdaptationView)
+    widget = lesson.omniglot_adaptation_widget(models, classes, inner_steps=2, inner_lr=0.2)
+    widget.model.value = "first-order MAML"
+    assert [kw for _, kw in calls] == [{"model": "MAML", "inner_steps": 2, "inner_lr": 0.2},
+                                       {"model": "first-order MAML", "inner_steps": 2, "inner_lr": 0.2}]
+    lesson.omniglot_adaptation_explorer({"MAML": models["MAML"]}, classes, inner_steps=(0, 1), inner_lrs=(0.4,))
+    assert [kw for _, kw in calls[2:]] == [{"model": "MAML", "inner_steps": k, "inner_lr": 0.4} for k in (0, 1)]
+    with pytest.raises(ValueError, match="model must be one of \\['MAML'\\], got 'ProtoNet'"):
+        lesson.OmniglotAdaptationView({"MAML": models["MAML"]}, classes).draw(model="ProtoNet", inner_steps=1, inner_lr=0.4)
 
 
 def test_episode_predictions_colours():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _explorers import check_explorer, record_draws  # tests/lessons/_explorers.py
 from torch.func import functional_call
 
 from metalearn_lab import drawing
@@ -212,13 +213,27 @@ def test_model_weights_do_not_change(explorer, models):
         assert torch.equal(v, before[k])
 
 
-def test_static_figure_has_a_panel_per_setting_and_model(models):
-    fig = lesson.sine_adaptation_figure(models, [{"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5},
-                                                  {"inner_steps": 5, "inner_lr": 0.01, "k_shot": 10}])
-    assert len(fig.axes) == 4
-    plt.close(fig)
-    with pytest.raises(ValueError, match="settings"):
-        lesson.sine_adaptation_figure(models, [])
+def test_book_explorer_has_every_frame_within_budget_and_each_slider_changes_it(models):
+    explorer = lesson.sine_adaptation_explorer(models, seed=4)
+    check_explorer(explorer, lesson.EXPLORER_VALUES)
+    assert explorer.initial == {"inner_steps": 1, "inner_lr": 0.01, "k_shot": 5}  # where the widget starts
+    plt.close("all")
+
+
+def test_widget_and_book_explorer_draw_with_one_view(models, monkeypatch):
+    calls = record_draws(monkeypatch, lesson.SineAdaptationView)
+    widget = lesson.sine_adaptation_widget(models, inner_steps=3, inner_lr=0.02, k_shot=7)
+    widget.steps.value = 4
+    assert [kw for _, kw in calls] == [{"inner_steps": 3, "inner_lr": 0.02, "k_shot": 7},
+                                       {"inner_steps": 4, "inner_lr": 0.02, "k_shot": 7}]
+    values = {"inner_steps": (0, 2), "inner_lr": (0.01,), "k_shot": (3, 5)}
+    explorer = lesson.sine_adaptation_explorer(models, values=values)
+    assert [kw for _, kw in calls[2:]] == [{"inner_steps": s, "inner_lr": 0.01, "k_shot": k} for s in (0, 2) for k in (3, 5)]
+    assert len(explorer.frames) == 4
+    with pytest.raises(ValueError, match="values must give"):
+        lesson.sine_adaptation_explorer(models, values={"inner_steps": (0,)})
+    with pytest.raises(ValueError, match="k_shot must be between 1 and max_k=20, got 0"):
+        lesson.SineAdaptationView(models).draw(inner_steps=1, inner_lr=0.01, k_shot=0)
 
 
 def test_adapted_predictions_step_by_step_match_one_call(models):

@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 
 import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
-import matplotlib
-
-matplotlib.use("Agg")
-
+import matplotlib.pyplot as plt  # the Agg backend: tests/conftest.py
 import pytest
 import torch
+from _explorers import check_explorer, record_draws  # tests/lessons/_explorers.py
 
 from metalearn_lab.exercises import WrongAnswer
 from metalearn_lab.lessons import siamese_contrastive as lesson
@@ -189,9 +187,6 @@ def test_one_shot_wrong_answers_named(wrong, words):
 # ------------------------------------------------------------------ figures and widgets build
 
 def test_lesson05_figures_and_widgets_build():
-
-
-    lesson.plot_contrastive_margins()
     lesson.plot_contrastive_loss(1.0, points=[(0.5, 1), (0.6, 0)])
     lesson.plot_siamese_diagram(torch.rand(1, 8, 8), torch.rand(1, 8, 8), same=1)
     points, share = lesson.pca_project(torch.randn(30, 5))
@@ -201,7 +196,93 @@ def test_lesson05_figures_and_widgets_build():
     lesson.plot_distance_histogram(d, same, 0.5)
     lesson.plot_one_shot_trial(torch.rand(1, 8, 8), torch.rand(20, 1, 8, 8), 3, 4, torch.rand(20))
     lesson.plot_one_shot_comparison([("a", 50.0, "ours"), ("b", 90.0, "published")])
-    lesson.contrastive_margin_explorer()
-    lesson.threshold_explorer(d, same, d, same)
-    import matplotlib.pyplot as plt
+    lesson.contrastive_margin_widget()
+    lesson.threshold_widget(d, same, d, same)
+    plt.close("all")
+
+
+# ------------------------------------------------------------------ the three Try-its in the book
+
+PAIRS_ABC = [(0.5, 1, "A"), (0.6, 0, "B"), (2.0, 0, "C")]
+
+
+def _distances(seed=0, n=300):
+    g = torch.Generator().manual_seed(seed)
+    same = (torch.rand(n, generator=g) < 0.5).float()
+    return torch.rand(n, generator=g) * 2 + 0.5 * (1 - same), same
+
+
+def _runs(n_runs=4, size=12):
+    from metalearn_lab.data.lake_runs import LakeRun
+
+    g = torch.Generator().manual_seed(0)
+    return [LakeRun(torch.rand(20, 1, size, size, generator=g), torch.rand(20, 1, size, size, generator=g),
+                    torch.randperm(20, generator=g), f"run{k + 1:02d}") for k in range(n_runs)]
+
+
+def _embedder(size=12):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 8))
+
+
+def test_margin_explorer_has_every_margin_and_each_changes_the_figure():
+    explorer = lesson.contrastive_margin_explorer(points=PAIRS_ABC)
+    check_explorer(explorer, {"margin": lesson.MARGIN_VALUES})
+    assert explorer.initial == {"margin": 1.0}
+
+
+def test_threshold_explorer_uses_the_live_sliders_grid_and_each_threshold_changes_the_figure():
+    d_train, same_train = _distances(0)
+    d_test, same_test = _distances(1)
+    explorer = lesson.threshold_explorer(d_train, same_train, d_test, same_test)
+    view = lesson.ThresholdView(d_train, same_train, d_test, same_test)
+    check_explorer(explorer, {"threshold": view.values(12)})
+    widget = lesson.threshold_widget(d_train, same_train, d_test, same_test)
+    slider = widget.children[0]
+    grid = [round(slider.min + k * slider.step, view.digits) for k in range(round((slider.max - slider.min) / slider.step) + 1)]
+    assert set(explorer.sliders["threshold"]) <= set(grid), "a pre-rendered threshold the live slider cannot take"
+    assert abs(explorer.initial["threshold"] - slider.value) <= view.top / 12
+    plt.close("all")
+
+
+def test_trial_explorer_has_every_run_and_trial_and_each_changes_the_figure():
+    explorer = lesson.one_shot_trial_explorer(_embedder(), _runs())
+    check_explorer(explorer, {"run": (1, 2, 3, 4), "trial": (1, 2, 3, 4, 5, 6)})
+    with pytest.raises(ValueError, match="run must be in 1..4 and trial in 1..20, got run=5, trial=1"):
+        lesson.OneShotTrialView(_embedder(), _runs()).draw(5, 1)
+
+
+def test_trial_view_redraws_one_figure_as_a_new_figure_would_draw_it():
+    import io
+
+    runs, model = _runs(), _embedder()
+    view = lesson.OneShotTrialView(model, runs)
+    view.draw(1, 1)
+    reused = view.draw(2, 3)
+    fresh = lesson.OneShotTrialView(model, runs).draw(2, 3)
+    assert reused is view.fig
+
+    def png(fig):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=40)
+        return buffer.getvalue()
+
+    assert png(reused) == png(fresh), "redrawing in place left something of the previous trial"
+
+
+def test_every_try_it_of_lesson05_draws_its_widget_and_explorer_with_one_function(monkeypatch):
+    d, same = _distances()
+    calls = record_draws(monkeypatch, lesson.ThresholdView)
+    lesson.threshold_widget(d, same, d, same)
+    lesson.threshold_explorer(d, same, d, same, n_values=3)
+    assert len(calls) == 1 + 3
+    calls = record_draws(monkeypatch, lesson.OneShotTrialView)
+    lesson.one_shot_trial_widget(_embedder(), _runs())
+    lesson.one_shot_trial_explorer(_embedder(), _runs(), run_values=(1,), trial_values=(1, 2))
+    assert calls == [((1, 1), {}), ((), {"run": 1, "trial": 1}), ((), {"run": 1, "trial": 2})]
+    drawn = []
+    monkeypatch.setattr(lesson, "contrastive_margin_view", lambda margin, **kw: drawn.append(margin) or plt.figure())
+    lesson.contrastive_margin_widget()
+    lesson.contrastive_margin_explorer(margins=(0.5, 2.0))
+    assert drawn == [1.0, 0.5, 2.0]  # the widget at m = 1, then each pre-rendered margin
     plt.close("all")

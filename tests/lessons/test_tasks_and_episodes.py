@@ -22,6 +22,7 @@ from metalearn_lab.samplers import EpisodeSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _exercise_cells as cells  # noqa: E402
+from _explorers import check_explorer  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "tasks_and_episodes"
 CHECKERS = ["check_episode_sampler", "check_ci95"]
@@ -212,3 +213,44 @@ def test_ci95_library_passes():
 )
 def test_ci95_wrong(wrong, message):
     rejected(lesson.check_ci95, wrong, message)
+
+
+# --- the Try-it: an episode, or why it cannot be drawn ---
+
+def _classes():
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand(24, 20, 1, 12, 12, generator=g) > 0.7).float()
+
+
+def test_book_explorer_has_every_frame_within_budget_and_each_slider_changes_it():
+    import matplotlib.pyplot as plt
+
+    explorer = lesson.episode_explorer(_classes())
+    check_explorer(explorer, lesson.EXPLORER_VALUES)
+    assert explorer.initial == {"n_way": 5, "k_shot": 1, "n_query": 2}  # where the widget starts
+    impossible = explorer.frame(n_way=5, k_shot=15, n_query=10)  # 25 drawings of a character: the sampler's message
+    assert impossible == explorer.frame(n_way=2, k_shot=15, n_query=10) != explorer.frame(n_way=5, k_shot=5, n_query=10)
+    plt.close("all")
+
+
+def test_an_impossible_episode_shows_the_samplers_message():
+    import matplotlib.pyplot as plt
+
+    fig = lesson.episode_try_it_view(_classes(), n_way=5, k_shot=15, n_query=10)
+    with pytest.raises(ValueError) as raised:
+        EpisodeSampler(_classes(), n_way=5, k_shot=15, n_query=10)
+    assert fig.texts[0].get_text().replace("\n", " ") == f"ValueError: {raised.value}"
+    plt.close("all")
+
+
+def test_widget_and_book_explorer_draw_with_one_function(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    original = lesson.episode_try_it_view
+    monkeypatch.setattr(lesson, "episode_try_it_view", lambda *a, **k: drawn.append(a[1:]) or original(*a, **k))
+    widget = lesson.episode_widget(_classes())
+    widget.children[1].value = 3
+    lesson.episode_explorer(_classes(), {"n_way": (2,), "k_shot": (1, 2), "n_query": (1,)})
+    assert drawn == [(5, 1, 2, 0), (5, 3, 2, 0), (2, 1, 1, 0), (2, 2, 1, 0)]
+    plt.close("all")

@@ -17,6 +17,7 @@ from metalearn_lab.lessons import why_meta_learning as lesson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _exercise_cells as cells  # noqa: E402
+from _explorers import check_explorer  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "why_meta_learning"
 CHECKERS = ["check_episode_roles", "check_family_map", "check_parameter_count"]
@@ -165,3 +166,29 @@ def test_parameter_count_none_after_the_first_width_list_is_wrong_not_unattempte
 
 def test_parameter_count_accepts_a_tensor_count():
     assert lesson.check_parameter_count.run(lambda w: torch.tensor(sum(a * b + b for a, b in _pairs(w)))).status == PASSED
+
+
+# --- the Try-it: a net trained from scratch on K points ---
+
+def test_book_explorer_has_every_frame_within_budget_and_each_slider_changes_it():
+    import matplotlib.pyplot as plt
+
+    explorer = lesson.sine_overfit_explorer()
+    check_explorer(explorer, lesson.EXPLORER_VALUES)
+    assert explorer.initial == {"k_shot": 5, "steps": 150}
+    plt.close("all")
+
+
+def test_widget_and_book_explorer_draw_with_one_function(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    original = lesson.sine_overfit_view
+    monkeypatch.setattr(lesson, "sine_overfit_view", lambda *a, **k: drawn.append(a[:3]) or original(*a, **k))
+    widget = lesson.sine_overfit_widget(max_steps=100)
+    widget.children[1].value = 50
+    lesson.sine_overfit_explorer({"k_shot": (3,), "steps": (0, 100)}, max_steps=100)
+    assert drawn == [(5, 100, 0), (5, 50, 0), (3, 0, 0), (3, 100, 0)]
+    with pytest.raises(ValueError, match="values must give"):
+        lesson.sine_overfit_explorer({"k_shot": (3,)})
+    plt.close("all")
