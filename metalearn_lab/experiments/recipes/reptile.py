@@ -45,8 +45,6 @@ class ReptileConfig(EpisodeConfig):
     transductive : bool
         Test by classifying all of a task's queries in one batch (batch norm sees them together),
         or each query alone with the support set (Nichol et al.'s non-transductive protocol).
-    validation_characters : int
-        Training characters held out for validation tasks (0: none, the first protocol).
     downsample : {"maxpool", "stride"}
         Conv4's down-sampling; Nichol et al.'s Omniglot model uses stride-2 convolutions.
     """
@@ -60,7 +58,6 @@ class ReptileConfig(EpisodeConfig):
     inner_batch_size: int = 0
     eval_inner_batch_size: int = 0
     transductive: bool = True
-    validation_characters: int = 0
     downsample: str = "maxpool"
 
     schedule_fields = frozenset({"eval_every", "checkpoint_every", "note"})
