@@ -47,6 +47,9 @@ class ReptileConfig(EpisodeConfig):
         or each query alone with the support set (Nichol et al.'s non-transductive protocol).
     downsample : {"maxpool", "stride"}
         Conv4's down-sampling; Nichol et al.'s Omniglot model uses stride-2 convolutions.
+    eval_unrotated_tasks : int
+        Adam runs only: also test on this many tasks of the 423 test characters without rotations,
+        one query per class, as Nichol et al.'s code does (0: skip).
     """
 
     outer_lr: float = 1.0
@@ -59,6 +62,7 @@ class ReptileConfig(EpisodeConfig):
     eval_inner_batch_size: int = 0
     transductive: bool = True
     downsample: str = "maxpool"
+    eval_unrotated_tasks: int = 0
 
     schedule_fields = frozenset({"eval_every", "checkpoint_every", "note"})
 
@@ -117,13 +121,13 @@ class Reptile(Recipe):
         out = {"metric": f"accuracy, Omniglot {config.n_way}-way {config.k_shot}-shot", "mean": mean, "ci95": half,
                "n_tasks": len(results[mode]), "protocol": protocol(config, len(results[mode]), split, extra),
                other: {"mean": other_mean, "ci95": other_half}}
-        if split == "test":
+        if split == "test" and config.eval_unrotated_tasks:
             # Nichol et al.'s own test tasks: the 423 test characters without rotations, one query per class.
             test = tasks.sampler.classes
             unrotated = FixedEpisodes(EpisodeSampler(test[: test.shape[0] // 4], config.n_way, config.k_shot, 1),
-                                      len(results[mode]), seed=config.eval_seed)
+                                      min(config.eval_unrotated_tasks, n_tasks or config.eval_tasks), seed=config.eval_seed)
             u_mean, u_half = mean_confidence_interval(self._evaluate_adam(config, model, unrotated, device)[mode])
-            out["unrotated_test_1_query"] = {"mean": u_mean, "ci95": u_half, "protocol": (
+            out["unrotated_test_1_query"] = {"mean": u_mean, "ci95": u_half, "n_tasks": len(unrotated), "protocol": (
                 "the 423 test characters without rotations (as in Nichol et al.'s code), one query per class")}
         return out
 
