@@ -392,7 +392,7 @@ def _check_batches(batch_losses) -> list:
 def update_directions(batch_losses, params: Mapping[str, torch.Tensor], inner_lr: float) -> dict[str, Params]:
     r"""The MAML, first-order MAML and Reptile update directions for one task and :math:`k` mini-batches.
 
-    In Nichol et al.'s (2018, §5.1) notation: :math:`\phi_1 = \theta`, :math:`\phi_{i+1} = \phi_i - \alpha
+    In Nichol et al.'s (2018, §5) notation: :math:`\phi_1 = \theta`, :math:`\phi_{i+1} = \phi_i - \alpha
     L_i'(\phi_i)` with mini-batch losses :math:`L_1, \dots, L_k`, and
 
     - MAML: :math:`g_\text{MAML} = \partial L_k(\phi_k) / \partial\phi_1`: :math:`k-1` inner steps on
@@ -476,7 +476,7 @@ def gradient_inner_product_terms(tasks, params: Mapping[str, torch.Tensor]) -> d
     *distinct* mini-batches of a task (so :math:`\mathbb{E}[\bar H_i\bar g_j] = \mathbb{E}[\bar H_j\bar g_i]`
     holds exactly). AvgGrad is the gradient of joint training; :math:`-`AvgGradInner is the direction
     that increases the inner product between gradients of different batches of the same task, which
-    is what makes a step on one batch help on another (Nichol et al. 2018, §5.1-5.2). Hessian-vector
+    is what makes a step on one batch help on another (Nichol et al. 2018, §5). Hessian-vector
     products come from :func:`metalearn_lab.autodiff.hessian_vector_product`.
 
     Parameters
@@ -520,7 +520,7 @@ def expected_update_directions(tasks, params: Mapping[str, torch.Tensor], inner_
                                n_batches: int) -> dict[str, Params]:
     r""":func:`update_directions` averaged exactly over ``tasks`` and all ordered ``n_batches``-tuples of distinct batches.
 
-    This is the expectation :math:`\mathbb{E}[g]` of Nichol et al.'s §5.1 for a finite family of
+    This is the expectation :math:`\mathbb{E}[g]` of Nichol et al.'s §5 for a finite family of
     tasks with mini-batches drawn without replacement, computed by enumeration (a task with
     :math:`B` batches has :math:`B!/(B-k)!` ordered tuples: keep :math:`B` and :math:`k` small).
 
@@ -548,7 +548,7 @@ def expected_update_directions(tasks, params: Mapping[str, torch.Tensor], inner_
 def taylor_coefficients(method: str, n_batches: int) -> tuple[float, float]:
     r"""The coefficients :math:`(a, b)` of :math:`\mathbb{E}[g] = a\,\text{AvgGrad} - b\,\alpha\,\text{AvgGradInner} + O(\alpha^2)`.
 
-    With :math:`k` mini-batches (Nichol et al. 2018, §5.1; derived in lesson ``reptile_first_order``):
+    With :math:`k` mini-batches (Nichol et al. 2018, §5, give k = 2; the general case is derived in lesson ``reptile_first_order``):
     MAML :math:`(1, 2(k-1))`, first-order MAML :math:`(1, k-1)`, Reptile :math:`(k, k(k-1)/2)`.
 
     >>> [taylor_coefficients(m, 2) for m in METHODS]
