@@ -362,23 +362,43 @@ def update_directions_widget(**kwargs) -> UpdateDirectionsExplorer:
     return UpdateDirectionsExplorer(**kwargs)
 
 
-def update_directions_figure(settings, *, family: QuadraticTasks | None = None):
-    """The explorer's view as a static figure for the book: one row per setting (``inner_lr``, ``n_batches``, ``task``).
+_CURVES: dict = {}
 
-    >>> fig = update_directions_figure([{"inner_lr": 0.01, "n_batches": 2, "task": 0}])
+
+def update_directions_frame(inner_lr: float, n_batches: int, task: int, *, family: QuadraticTasks | None = None):
+    """One view of the explorer as a pyplot figure (two panels), for :func:`update_directions_explorer`.
+
+    >>> fig = update_directions_frame(0.01, 2, 0)
     >>> len(fig.axes)
     2
     """
     family = family or QuadraticTasks()
-    settings = list(settings)
-    if not settings:
-        raise ValueError("settings must hold at least one dict with inner_lr, n_batches and task")
-    fig, axes = plt.subplots(len(settings), 2, figsize=(10, 4.2 * len(settings)), squeeze=False)
-    for row, s in enumerate(settings):
-        draw_update_directions(axes[row, 0], axes[row, 1], family, task=int(s.get("task", 0)),
-                               inner_lr=float(s["inner_lr"]), n_batches=int(s["n_batches"]))
+    key = (id(family) if family is not None else None, n_batches)
+    alphas = np.logspace(-3, np.log10(0.3), 25)
+    if key not in _CURVES:
+        _CURVES[key] = _coefficient_curves(family, np.zeros(2), n_batches, alphas)
+    fig, (ax_map, ax_coef) = plt.subplots(1, 2, figsize=(10, 4.2))
+    draw_update_directions(ax_map, ax_coef, family, task=task, inner_lr=inner_lr, n_batches=n_batches,
+                           curves=_CURVES[key], alphas=alphas)
+    _plain_log_ticks(ax_coef, [0.001, 0.003, 0.01, 0.03, 0.1, 0.3])
     fig.tight_layout()
     return fig
+
+
+def update_directions_explorer(*, inner_lrs=(0.003, 0.01, 0.03, 0.1, 0.2), n_batches=(2, 3, 4), tasks=(0, 1),
+                               initial=None):
+    """The Try-it for the book: :func:`update_directions_frame` pre-rendered for every combination of the values
+    (:func:`metalearn_lab.tryit.explorer`), with sliders that work without a kernel."""
+    from metalearn_lab.tryit import explorer
+
+    family = QuadraticTasks()
+    inner_lrs, n_batches, tasks = list(inner_lrs), list(n_batches), list(tasks)
+    initial = initial or {"inner_lr": inner_lrs[len(inner_lrs) // 2], "n_batches": n_batches[len(n_batches) // 2],
+                          "task": tasks[0]}
+    return explorer(lambda inner_lr, n_batches, task: update_directions_frame(inner_lr, n_batches, task, family=family),
+                    {"inner_lr": inner_lrs, "n_batches": n_batches, "task": tasks}, initial=initial,
+                    labels={"inner_lr": "inner step size α", "n_batches": "mini-batches k", "task": "task"},
+                    title="The three update directions against α and k (pre-rendered)")
 
 
 # --- figures of the Taylor check, the side-by-side runs and the cost table ---

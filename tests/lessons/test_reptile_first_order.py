@@ -250,12 +250,12 @@ def test_explorer_builds_and_responds_to_every_slider():
     assert set(explorer._curves) == {2, 3, 4}  # the coefficient curves are computed once per k, up front
 
 
-def test_static_twin_has_two_panels_per_setting():
-    fig = lesson.update_directions_figure([{"inner_lr": 0.01, "n_batches": 2, "task": 0},
-                                           {"inner_lr": 0.2, "n_batches": 3, "task": 1}])
-    assert len(fig.axes) == 4
-    with pytest.raises(ValueError, match="settings"):
-        lesson.update_directions_figure([])
+def test_static_twin_is_a_pre_rendered_explorer_of_the_same_view():
+    explorer = lesson.update_directions_explorer(inner_lrs=(0.01, 0.2), n_batches=(2, 3), tasks=(0,))
+    assert len(explorer.frames) == 4 and explorer.initial == {"inner_lr": 0.2, "n_batches": 3, "task": 0}
+    assert explorer.frame(inner_lr=0.01, n_batches=2, task=0) != explorer.frame(inner_lr=0.2, n_batches=2, task=0)
+    assert 'class="metalearn-tryit"' in explorer.html()
+    assert len(lesson.update_directions_frame(0.05, 3, 1).axes) == 2
 
 
 def test_taylor_check_figure_and_training_curves_and_costs_build():
