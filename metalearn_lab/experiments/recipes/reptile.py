@@ -18,8 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from metalearn_lab.experiments.recipe import Recipe, step_generator
-from metalearn_lab.experiments.recipes.omniglot import (EpisodeConfig, evaluate_by_adaptation, evaluation_tasks, protocol,
-                                                        train_classes)
+from metalearn_lab.experiments.recipes.omniglot import (
+    EpisodeConfig,
+    evaluate_by_adaptation,
+    evaluation_tasks,
+    protocol,
+    train_classes,
+)
 from metalearn_lab.metrics import accuracy, mean_confidence_interval
 from metalearn_lab.models import Conv4
 from metalearn_lab.reptile import fine_tune, nichol_adam, predict_non_transductive, reptile_optimizer_step, reptile_step
