@@ -296,3 +296,4 @@ def test_omniglot_tables_and_summary():
                                         published("reptile-transductive-omniglot-5w1s"))
     assert "90.0 ± 1.0%" in summary and "95.0 ± 1.0%" in summary and "93.0 ± 2.0%" in summary
     assert "85.0% at step 2,000" in summary and "4,000 meta-steps" in summary and "2.0 h" in summary
+    assert "still rising" in summary and "What remains" in summary and "1.8 s a meta-step" in summary
