@@ -624,7 +624,7 @@ def nichol_run_summary(result: dict, paper, paper_transductive) -> str:
     remains = [
         f"**What remains between this run and the paper.** (1) *Steps*: {steps:,} of 100,000 meta-steps, with the outer "
         f"step annealed over those {steps:,}; at this run's pace ({per_step:.1f} s a meta-step on one shared thread) "
-        f"the full schedule would take about {100_000 * per_step / 86400:.0f} days, a few hours on a GPU.{trend}",
+        f"the full schedule would take about {100_000 * per_step / 86400:.0f} days.{trend}",
         "(2) *Characters*: 1,100 for training, since 100 are held out to validate on; Nichol et al. train on all 1,200 "
         "and have no validation set.",
         "(3) *Test tasks*: ours keep the rotated test characters and 15 queries a class; the line on unrotated "
