@@ -228,15 +228,18 @@ def image_mosaic(rows, cols: int, pad: int = 2, gap_value: float = 0.12):
     return mosaic.numpy(), centres
 
 
-def diagram_box(ax, xy, width: float, height: float, text, color, *, fontsize: float = 9, weight="normal"):
+def diagram_box(ax, xy, width: float, height: float, text, color, *, fontsize: float = 9, weight="normal",
+                edgecolor="0.3", linewidth: float = 1.0, alpha: float = 1.0):
     """A rounded box of ``width`` × ``height`` (data units) at ``xy`` with centred text."""
     width = check_float("width", width, low=0, low_open=True)
     height = check_float("height", height, low=0, low_open=True)
     fontsize = check_float("fontsize", fontsize, low=0, low_open=True)
+    linewidth = check_float("linewidth", linewidth, low=0)
+    alpha = check_float("alpha", alpha, low=0, high=1)
     ax.add_patch(patches.FancyBboxPatch(xy, width, height, boxstyle="round,pad=0.02,rounding_size=0.03",
-                                         fc=color, ec="0.3", lw=1))
+                                         fc=color, ec=edgecolor, lw=linewidth, alpha=alpha))
     ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=fontsize,
-            weight=weight, wrap=True)
+            weight=weight, wrap=True, alpha=alpha)
 
 
 def diagram_arrow(ax, start, end, text=None, *, color="0.2", rad: float = 0.0, fontsize: float = 8, offset=(0, 0)):
@@ -281,25 +284,56 @@ FAMILY_MAP = {
 }
 
 
-def draw_family_map(ax=None):
+def draw_family_map(ax=None, *, highlight=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
     Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
     described by Hospedales et al. 2021, §3.1). Bottom row: the source text's three approaches to fast learning
     (Bayesian, non-parametric, meta-learning) and how they relate to the columns.
 
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+    highlight : iterable of str, optional
+        Family names (keys of :data:`FAMILY_MAP`) and method labels (e.g. ``"Reptile (2018)"``)
+        to mark with a thick red frame while the rest fades: how a lesson places what it taught on
+        the map. ``None`` (the default) draws the plain map.
+
     Returns
     -------
     matplotlib Axes
+
+    Raises
+    ------
+    ValueError
+        A name in ``highlight`` that is not on the map (the message lists the valid ones).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = draw_family_map(highlight=["Reptile (2018)", "first-order MAML (2017)"])
+    >>> sum(p.get_linewidth() > 2 for p in ax.patches)
+    2
     """
+    marked = set(highlight or ())
+    known = set(FAMILY_MAP) | {m for info in FAMILY_MAP.values() for m in info["methods"]}
+    unknown = sorted(marked - known)
+    if unknown:
+        raise ValueError(f"highlight names {unknown} that are not on the map; valid names: {sorted(known)}")
+
+    def style(name):
+        if not marked:
+            return {}
+        return {"edgecolor": "tab:red", "linewidth": 2.5} if name in marked else {"alpha": 0.35}
+
     ax = diagram_axes(ax, (10, 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
     for col, ((family, info), color) in enumerate(zip(FAMILY_MAP.items(), colors)):
         x = 0.15 + col * 3.3
-        diagram_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold")
+        diagram_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold", **style(family))
         ax.text(x + 1.5, 4.85, "learns " + info["learns"], ha="center", va="center", fontsize=7.5, style="italic")
         for row, method in enumerate(info["methods"]):
-            diagram_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5)
+            diagram_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5, **style(method))
     ax.plot([0.1, 9.9], [1.75, 1.75], color="0.6", lw=0.8, ls=":")
     ax.text(5.0, 1.5, "fast learning (learning a new concept from one or a few examples): three approaches",
             ha="center", fontsize=8.5, weight="bold")
@@ -307,7 +341,8 @@ def draw_family_map(ax=None):
             ("non-parametric", "keep the examples, compare with them\n(nearest neighbour; metric-based nets)"),
             ("meta-learning", "learn the prior / learner from many tasks\n(all three columns above)")]
     for i, (name, note) in enumerate(fast):
-        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5)
+        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5,
+                    **({"alpha": 0.35} if marked else {}))
     ax.set_title("A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
     return ax
 

@@ -27,6 +27,8 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("omniglot-protonet-20w1s", "Omniglot 20-way 1-shot, ProtoNets", "≥ 95.0%", ("protonet-omniglot-20w1s",)),
     ("omniglot-reptile-5w1s", "Omniglot 5-way 1-shot, Reptile", "(no target)", ("reptile-omniglot-5w1s", "reptile-transductive-omniglot-5w1s")),
     ("omniglot-siamese", "Lake's 20-way within-alphabet one-shot runs, Siamese", "≥ 92%", ("siamese-koch", "humans-lake-runs")),
+    ("omniglot-reptile-5w1s-nichol", "Omniglot 5-way 1-shot, Reptile with Nichol et al.'s protocol (each query alone)",
+     "(no target: 4% of their steps)", ("reptile-omniglot-5w1s", "reptile-transductive-omniglot-5w1s")),
 ]
 
 

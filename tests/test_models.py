@@ -180,3 +180,18 @@ def test_uses_batch_statistics_says_whether_predictions_depend_on_the_batch(name
         a, b = model(x)[:-1], model(changed)[:-1]
     depends = not torch.allclose(a, b, atol=1e-6)
     assert uses_batch_statistics(model) == depends
+
+
+def test_conv4_with_stride_two_convolutions_is_nichols_omniglot_model():
+    from metalearn_lab.models import conv4_side
+
+    model = Conv4(out_features=5, track_running_stats=False, downsample="stride")
+    assert model.embed(torch.zeros(2, 1, 28, 28)).shape == (2, 256)  # 2 x 2 x 64, flattened
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 5)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    assert all(m.stride == (2, 2) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert [conv4_side(n, "stride") for n in (28, 84)] == [2, 6] and conv4_side(28) == 1
+    # the default is unchanged: max-pooling, 64 features
+    assert Conv4(out_features=5).head.in_features == 64
+    with pytest.raises(ValueError, match="downsample"):
+        Conv4(downsample="avgpool")

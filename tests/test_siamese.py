@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
 
 from metalearn_lab.siamese import contrastive_loss, nearest_support, pair_distance, siamese_loss, verification_accuracy
-
 
 
 def test_contrastive_loss_by_hand():

@@ -10,7 +10,6 @@ import torch
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
 
 
-
 def test_sinusoid_formula():
     x = torch.tensor([0.0, math.pi / 2, math.pi])
     torch.testing.assert_close(sinusoid(x, 2.0, math.pi / 2), 2.0 * torch.sin(x - math.pi / 2))

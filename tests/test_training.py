@@ -7,8 +7,15 @@ import torch
 
 from metalearn_lab import training
 from metalearn_lab.models import SineMLP
-from metalearn_lab.training import History, evaluate, load_checkpoint, load_or_train, meta_train, save_checkpoint, shipped_checkpoint
-
+from metalearn_lab.training import (
+    History,
+    evaluate,
+    load_checkpoint,
+    load_or_train,
+    meta_train,
+    save_checkpoint,
+    shipped_checkpoint,
+)
 
 
 def test_meta_train_records_history_and_checkpoints():
