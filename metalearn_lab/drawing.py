@@ -216,11 +216,12 @@ def image_mosaic(rows, cols, pad=2, gap_value=0.12):
     return mosaic.numpy(), centres
 
 
-def diagram_box(ax, xy, width, height, text, color, *, fontsize=9, weight="normal"):
+def diagram_box(ax, xy, width, height, text, color, *, fontsize=9, weight="normal", edgecolor="0.3", linewidth=1.0,
+                alpha=1.0):
     ax.add_patch(patches.FancyBboxPatch(xy, width, height, boxstyle="round,pad=0.02,rounding_size=0.03",
-                                         fc=color, ec="0.3", lw=1))
+                                         fc=color, ec=edgecolor, lw=linewidth, alpha=alpha))
     ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=fontsize,
-            weight=weight, wrap=True)
+            weight=weight, wrap=True, alpha=alpha)
 
 
 def diagram_arrow(ax, start, end, text=None, *, color="0.2", rad=0.0, fontsize=8, offset=(0, 0)):
@@ -260,34 +261,86 @@ FAMILY_MAP = {
 }
 
 
-def draw_family_map(ax=None):
+#: The source text's three approaches to fast learning (its §2.2), the bottom row of the map.
+FAST_LEARNING = {
+    "Bayesian": "prior + a few points → posterior\n(neural processes are a learned version)",
+    "non-parametric": "keep the examples, compare with them\n(nearest neighbour; metric-based nets)",
+    "meta-learning": "learn the prior / learner from many tasks\n(all three columns above)",
+}
+HIGHLIGHT_COLOR = "#c0392b"
+
+
+def family_map_names() -> list[str]:
+    """Every name :func:`draw_family_map` can highlight: families, methods and fast-learning approaches.
+
+    >>> "MAML (2017)" in family_map_names() and "Bayesian" in family_map_names()
+    True
+    """
+    names = []
+    for family, info in FAMILY_MAP.items():
+        names += [family, *info["methods"]]
+    return names + list(FAST_LEARNING)
+
+
+def draw_family_map(ax=None, *, highlight=None, title=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
     Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
     described by Hospedales et al. 2021, §3.1). Bottom row: the source text's three approaches to fast learning
     (Bayesian, non-parametric, meta-learning) and how they relate to the columns.
 
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+    highlight : iterable of str, optional
+        Boxes to mark (a thick red frame), the others drawn faded: family names, method names or
+        fast-learning approaches (:func:`family_map_names`). Lessons use it to show where what they
+        taught sits on the map. ``None`` draws the plain map.
+    title : str, optional
+        Replaces the default title.
+
     Returns
     -------
     matplotlib Axes
+
+    Raises
+    ------
+    ValueError
+        A name in ``highlight`` that is not on the map.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = draw_family_map(highlight=["metric-based", "ProtoNets (2017)"])
+    >>> sum(p.get_linewidth() > 2 for p in ax.patches)
+    2
     """
+    marked = set(highlight or ())
+    unknown = sorted(marked - set(family_map_names()))
+    if unknown:
+        raise ValueError(f"highlight names {unknown} that are not on the map; choose from {family_map_names()}")
+
+    def style(name):
+        if not marked:
+            return {}
+        if name in marked:
+            return {"edgecolor": HIGHLIGHT_COLOR, "linewidth": 2.5}
+        return {"alpha": 0.35}
+
     ax = diagram_axes(ax, (10, 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
     for col, ((family, info), color) in enumerate(zip(FAMILY_MAP.items(), colors)):
         x = 0.15 + col * 3.3
-        diagram_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold")
+        diagram_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold", **style(family))
         ax.text(x + 1.5, 4.85, "learns " + info["learns"], ha="center", va="center", fontsize=7.5, style="italic")
         for row, method in enumerate(info["methods"]):
-            diagram_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5)
+            diagram_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5, **style(method))
     ax.plot([0.1, 9.9], [1.75, 1.75], color="0.6", lw=0.8, ls=":")
     ax.text(5.0, 1.5, "fast learning (learning a new concept from one or a few examples): three approaches",
             ha="center", fontsize=8.5, weight="bold")
-    fast = [("Bayesian", "prior + a few points → posterior\n(neural processes are a learned version)"),
-            ("non-parametric", "keep the examples, compare with them\n(nearest neighbour; metric-based nets)"),
-            ("meta-learning", "learn the prior / learner from many tasks\n(all three columns above)")]
-    for i, (name, note) in enumerate(fast):
-        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5)
-    ax.set_title("A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
+    for i, (name, note) in enumerate(FAST_LEARNING.items()):
+        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5, **style(name))
+    ax.set_title(title or "A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
     return ax
 
 

@@ -27,7 +27,16 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("omniglot-protonet-20w1s", "Omniglot 20-way 1-shot, ProtoNets", "≥ 95.0%", ("protonet-omniglot-20w1s",)),
     ("omniglot-reptile-5w1s", "Omniglot 5-way 1-shot, Reptile", "(no target)", ("reptile-omniglot-5w1s", "reptile-transductive-omniglot-5w1s")),
     ("omniglot-siamese", "Lake's 20-way within-alphabet one-shot runs, Siamese", "≥ 92%", ("siamese-koch", "humans-lake-runs")),
+    ("sinusoid-bayes-sine", "sinusoid, Bayes on (sin x, cos x), prior by empirical Bayes, K=5 MSE", "(reference)", ()),
+    ("sinusoid-bayes-rbf", "sinusoid, RBF Gaussian process by empirical Bayes, K=5 MSE", "(reference)", ()),
+    ("sinusoid-bayes-features", "sinusoid, Bayes on meta-learned features (ALPaCA-style), K=5 MSE", "(no target)", ()),
+    ("sinusoid-cnp", "sinusoid, conditional neural process, K=5 MSE", "(no target)", ()),
+    ("sinusoid-transformer", "sinusoid, in-context transformer, K=5 MSE", "(no target)", ()),
 ]
+
+#: Experiments evaluated at several K (``by_k_shot`` in their results), for :func:`k_shot_table`.
+K_SHOT_EXPERIMENTS = ("sinusoid-bayes-sine", "sinusoid-bayes-rbf", "sinusoid-bayes-features", "sinusoid-cnp",
+                      "sinusoid-transformer")
 
 
 def published_cell(keys: tuple[str, ...]) -> str:
@@ -117,6 +126,20 @@ def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
         cells = [format_mse(r["by_steps"][s]) for s in ("0", "1", "5", "10")]
         rows.append(f"| {name} (ours) | " + " | ".join(cells) + " |")
         rows.append(f"| {name} (Finn et al. 2017, Appendix C.1, Table 2) | " + " | ".join(paper[name]) + " |")
+    return "\n".join(rows)
+
+
+def k_shot_table(results: dict[str, dict[str, Any]]) -> str:
+    """Query MSE at every K of the sinusoid learners that adapt without gradient steps (``by_k_shot``)."""
+    shots = sorted({int(k) for name in K_SHOT_EXPERIMENTS if name in results for k in results[name].get("by_k_shot", {})})
+    rows = ["| experiment | " + " | ".join(f"K = {k}" for k in shots) + " | chosen at step |",
+            "| --- |" + " --- |" * (len(shots) + 1)]
+    for name in K_SHOT_EXPERIMENTS:
+        r = results.get(name)
+        if r is None or "by_k_shot" not in r:
+            continue
+        cells = [format_mse(r["by_k_shot"][str(k)]) if str(k) in r["by_k_shot"] else "" for k in shots]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {r.get('selected_step', r['config']['iterations']):,} |")
     return "\n".join(rows)
 
 
@@ -213,6 +236,10 @@ def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_
         note = r["config"].get("note") or ""
         lines.append(f"- **{name}**: {r['protocol']}. {note}")
     lines += ["", "## Sinusoid regression (K = 5, query MSE after fine-tuning steps)", "", sinusoid_table(results), "",
+              "## Sinusoid learners without gradient steps (query MSE at each K, 600 test tasks)", "",
+              "Empirical-Bayes priors (lesson 8) and black-box learners (lesson 9), each on the same fixed test tasks",
+              "at every K; the weights were chosen on validation tasks (MSE averaged over K = 1, 2, 5, 10).", "",
+              k_shot_table(results), "",
               "## Learning curves", "", f"![learning curves]({figure.relative_to(out_md.parent).as_posix()})", ""]
     if notebooks_dir is not None:
         lines += ["## Lesson run times", "", "Measured by each lesson's author, executing it top to bottom from a fresh kernel:", "",
