@@ -428,11 +428,14 @@ def check_log_evidence(log_evidence) -> str:
 
 # ---------------------------------------------------------------- exercise 3: the nearest prototype
 def _prototype_problem():
-    g = torch.Generator().manual_seed(3)
-    centres = torch.randn(4, 6, generator=g) * 3
+    """Four classes in the plane; class 1 has a stray example near class 0, so the nearest example and
+    the nearest prototype disagree on the first query."""
+    z_support = torch.tensor([[0.0, 0.0], [0.4, 0.0],                # class 0
+                              [4.0, 0.0], [4.4, 0.0], [1.2, 0.0],    # class 1, with a stray example
+                              [0.0, 4.0],                            # class 2
+                              [4.0, 4.0], [4.0, 4.4], [3.6, 4.0]])   # class 3
     y_support = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 3])
-    z_support = centres[y_support] + torch.randn(9, 6, generator=g)
-    z_query = centres[torch.tensor([3, 1, 0, 2, 2])] + 0.8 * torch.randn(5, 6, generator=g)
+    z_query = torch.tensor([[1.0, 0.0], [3.9, 4.1], [0.1, 3.8], [4.2, 0.1], [0.3, 0.2]])
     return z_support, y_support, z_query, 4
 
 
