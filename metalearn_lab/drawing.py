@@ -457,3 +457,51 @@ def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def plot_mse_by_k(rows, k_shots=(1, 2, 5, 10), *, ax=None, train_range=None, title="Query MSE on the same test tasks",
+                  floor=1e-4):
+    """Mean query MSE (95% band) against the number of support points K, one line per learner, log axes.
+
+    Parameters
+    ----------
+    rows : dict ``{learner: {K: per-task MSE [tasks]}}``
+        Non-finite values (a diverged task) and values above 1e3 count as 1e3.
+    k_shots : sequence of int
+    train_range : (low, high) or None
+        Shaded: the K that training saw.
+    floor : float
+        Means below it (an exact learner's 1e-10) are drawn at it, so that the log axis shows the
+        differences that matter; the axis label says so.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig = plot_mse_by_k({"a": {1: torch.tensor([1.0, 2.0]), 5: torch.tensor([0.1, float("nan")])}}, k_shots=(1, 5))
+    >>> len(fig.axes[0].lines)
+    1
+    """
+    import numpy as np
+
+    from metalearn_lab.metrics import mean_confidence_interval
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 3.8))
+    for i, (name, by_k) in enumerate(rows.items()):
+        stats = [mean_confidence_interval(torch.nan_to_num(torch.as_tensor(by_k[k], dtype=torch.float64), nan=1e3,
+                                                           posinf=1e3).clamp(max=1e3)) for k in k_shots]
+        means, halves = (np.asarray(v) for v in zip(*stats))
+        shown = np.maximum(means, floor)
+        style = "--" if "MAML" in name else "-"
+        ax.plot(k_shots, shown, style, marker="o", ms=4, color=f"C{i}", label=name)
+        ax.fill_between(k_shots, np.maximum(means - halves, floor), np.maximum(means + halves, floor), color=f"C{i}", alpha=0.15)
+    if train_range is not None:
+        ax.axvspan(*train_range, color="0.9", zorder=0, label="K seen in training")
+    ax.set(xscale="log", yscale="log", xlabel="K (support points)", ylabel=f"query MSE (drawn ≥ {floor:g})", title=title)
+    ax.set_xticks(list(k_shots), [str(k) for k in k_shots])
+    ax.legend(fontsize=7, ncol=2)
+    return ax.figure

@@ -129,6 +129,36 @@ def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def mse_by_k_table(rows: dict[str, dict[int, Any]], k_shots: tuple[int, ...] = (1, 2, 5, 10), digits: int = 3, *,
+                   gradient_based: tuple[str, ...] = ("MAML",)) -> str:
+    """Markdown table of query MSE (mean ± 95% CI over tasks) per learner and K, for lessons.
+
+    ``rows``: learner -> {K: per-task MSE ``[tasks]``}. For learners whose name contains one of
+    ``gradient_based`` a cell also counts the tasks on which gradient descent blew up
+    (:func:`metalearn_lab.metrics.format_mse`); for the others a large error is a poor fit, not a
+    divergence (a 1-nearest-neighbour guess on a wave of amplitude 5 can cost more than 25), and
+    the cell is the plain mean ± interval.
+
+    >>> import torch
+    >>> print(mse_by_k_table({"zero": {1: torch.tensor([1.0, 3.0])}}, k_shots=(1,), digits=1))
+    | learner | K = 1 |
+    | --- | --- |
+    | zero | 2.0 ± 12.7 |
+    """
+    from metalearn_lab.metrics import mean_confidence_interval, summarize_mse
+
+    def cell(name, values):
+        if any(tag in name for tag in gradient_based):
+            return format_mse(summarize_mse(values), digits)
+        mean, half = mean_confidence_interval(values)
+        return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+    lines = ["| learner | " + " | ".join(f"K = {k}" for k in k_shots) + " |", "| --- |" + " --- |" * len(k_shots)]
+    for name, by_k in rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(name, by_k[k]) for k in k_shots) + " |")
+    return "\n".join(lines)
+
+
 def k_shot_table(results: dict[str, dict[str, Any]]) -> str:
     """Query MSE at every K of the sinusoid learners that adapt without gradient steps (``by_k_shot``)."""
     shots = sorted({int(k) for name in K_SHOT_EXPERIMENTS if name in results for k in results[name].get("by_k_shot", {})})

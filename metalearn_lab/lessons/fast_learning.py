@@ -15,7 +15,6 @@ import torch
 from metalearn_lab.bayes import FeaturePrior, GaussianPrior, posterior_predictive, sine_weights, weight_posterior
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
-from metalearn_lab.metrics import format_mse, summarize_mse
 
 K_SHOTS = (1, 2, 5, 10)
 
@@ -55,8 +54,10 @@ def frequency_tasks(n_tasks: int, k_shot: int, n_query: int, frequency: float, *
 
 
 def per_task_mse(prediction: torch.Tensor, batch: SinusoidBatch) -> torch.Tensor:
-    """``[T, Q, 1]`` predictions against ``batch.y_query`` → one MSE per task ``[T]``."""
-    return ((prediction - batch.y_query) ** 2).mean(dim=(1, 2))
+    """``[T, Q, 1]`` predictions against ``batch.y_query`` → one MSE per task ``[T]`` (:func:`metalearn_lab.metrics.per_task_mse`)."""
+    from metalearn_lab.metrics import per_task_mse as mse
+
+    return mse(prediction, batch.y_query)
 
 
 def choose_on_tasks(predict: Callable[[SinusoidBatch, Any], torch.Tensor], grid: Sequence[Any], batch: SinusoidBatch) -> Any:
@@ -289,56 +290,6 @@ def posterior_figure(priors: Mapping[str, GaussianPrior], settings: Sequence[Map
     axes[0, -1].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
-
-
-# ---------------------------------------------------------------- comparison tables and figures
-def mse_table(rows: Mapping[str, Mapping[int, torch.Tensor]], k_shots: Sequence[int] = K_SHOTS, digits: int = 3, *,
-              gradient_based: Sequence[str] = ("MAML",)) -> str:
-    """Markdown table of query MSE (mean ± 95% CI over tasks) per learner and K.
-
-    ``rows``: learner -> {K: per-task MSE ``[tasks]``}. For learners whose name contains one of
-    ``gradient_based`` the cell also counts the tasks on which gradient descent blew up
-    (:func:`metalearn_lab.metrics.format_mse`); for the others a large error is a poor fit, not a
-    divergence (a 1-nearest-neighbour guess on a wave of amplitude 5 can cost more than 25), and
-    the cell is the plain mean ± interval.
-
-    >>> print(mse_table({"zero": {1: torch.tensor([1.0, 3.0])}}, k_shots=(1,), digits=1))
-    | learner | K = 1 |
-    | --- | --- |
-    | zero | 2.0 ± 12.7 |
-    """
-    from metalearn_lab.metrics import mean_confidence_interval
-
-    def cell(name, values):
-        if any(tag in name for tag in gradient_based):
-            return format_mse(summarize_mse(values), digits)
-        mean, half = mean_confidence_interval(values)
-        return f"{mean:.{digits}f} ± {half:.{digits}f}"
-
-    lines = ["| learner | " + " | ".join(f"K = {k}" for k in k_shots) + " |", "| --- |" + " --- |" * len(k_shots)]
-    for name, by_k in rows.items():
-        lines.append(f"| {name} | " + " | ".join(cell(name, by_k[k]) for k in k_shots) + " |")
-    return "\n".join(lines)
-
-
-def plot_mse_by_k(rows: Mapping[str, Mapping[int, torch.Tensor]], k_shots: Sequence[int] = K_SHOTS, *, ax=None,
-                  title="Query MSE on the same 600 test tasks"):
-    """Mean query MSE (95% band) against K, one line per learner, log scale. Returns the figure."""
-    from metalearn_lab.metrics import mean_confidence_interval
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 3.8))
-    for i, (name, by_k) in enumerate(rows.items()):
-        means, halves = zip(*[mean_confidence_interval(torch.nan_to_num(by_k[k], nan=1e3, posinf=1e3).clamp(max=1e3))
-                              for k in k_shots])
-        means, halves = np.asarray(means), np.asarray(halves)
-        style = "--" if "MAML" in name else "-"
-        ax.plot(k_shots, means, style, marker="o", ms=4, color=f"C{i}", label=name)
-        ax.fill_between(k_shots, np.maximum(means - halves, 1e-6), means + halves, color=f"C{i}", alpha=0.15)
-    ax.set(xscale="log", yscale="log", xlabel="K (support points)", ylabel="query MSE", title=title)
-    ax.set_xticks(list(k_shots), [str(k) for k in k_shots])
-    ax.legend(fontsize=7, ncol=2)
-    return ax.figure
 
 
 # ---------------------------------------------------------------- exercise 1: the weight posterior

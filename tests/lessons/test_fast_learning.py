@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from metalearn_lab import drawing
 from metalearn_lab.bayes import FeaturePrior, RBFPrior, sine_features
 from metalearn_lab.exercises import NOT_ATTEMPTED, PASSED, WRONG
 from metalearn_lab.lessons import fast_learning as lesson
+from metalearn_lab.report import mse_by_k_table
 from metalearn_lab.samplers import Episode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -204,8 +206,9 @@ def test_figures_build(priors):
     task = lesson.one_task(3)
     figs = [lesson.plot_posterior_sharpening(priors, task, k_shots=(0, 2)),
             lesson.plot_weight_posterior(priors["sine"], task, k_shots=(0, 1)),
-            lesson.plot_mse_by_k({"a": {k: torch.rand(5) for k in lesson.K_SHOTS},
-                                  "MAML": {k: torch.tensor([1.0, float("nan"), 2.0]) for k in lesson.K_SHOTS}})]
+            drawing.plot_mse_by_k({"a": {k: torch.rand(5) for k in lesson.K_SHOTS},
+                                   "MAML": {k: torch.tensor([1.0, float("nan"), 2.0]) for k in lesson.K_SHOTS}},
+                                  train_range=(1, 10))]
     assert len(figs[0].axes) == 4
     for fig in figs:
         plt.close(fig)
@@ -213,7 +216,7 @@ def test_figures_build(priors):
 
 def test_mse_table_counts_divergences_only_for_gradient_learners():
     values = torch.tensor([0.1, 0.2, 30.0])
-    table = lesson.mse_table({"MAML, 10 steps": {1: values}, "1-NN": {1: values}}, k_shots=(1,))
+    table = mse_by_k_table({"MAML, 10 steps": {1: values}, "1-NN": {1: values}}, k_shots=(1,))
     maml_row, nn_row = table.splitlines()[2:]
     assert "above 25" in maml_row and "above 25" not in nn_row
 
