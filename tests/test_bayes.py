@@ -69,7 +69,7 @@ def test_no_support_points_gives_the_prior(prior):
     torch.testing.assert_close(mean[..., 0].double().detach(), prior.mean(b.x_query).detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(var[..., 0].double().detach(), prior.kernel_diag(b.x_query).detach(), rtol=1e-5, atol=1e-6)
     _, noisy = posterior_predictive(prior, b.x_support[:, :0], b.y_support[:, :0], b.x_query, include_noise=True)
-    torch.testing.assert_close((noisy - var).detach(), torch.full_like(var, float(prior.noise_var)), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close((noisy - var).detach(), torch.full_like(var, float(prior.noise_var.detach())), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("prior", priors(), ids=["features", "rbf"])

@@ -13,10 +13,13 @@ import numpy as np
 import torch
 
 from metalearn_lab.bayes import FeaturePrior, GaussianPrior, posterior_predictive, sine_weights, weight_posterior
+from metalearn_lab.controls import fit_labels, rate_slider, show_png
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 K_SHOTS = (1, 2, 5, 10)
+#: The factors the explorer's "prior scale" slider offers (each shown exactly).
+PRIOR_SCALES = (0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 
 
 # ---------------------------------------------------------------- tasks
@@ -203,11 +206,10 @@ class PosteriorExplorer:
         self.priors, self.scalable, self.max_k, self.seed = dict(priors), set(scalable), max_k, seed
         self.task = one_task(seed, max_k)
         self.x_grid = torch.linspace(-5, 5, 200)
-        style = {"description_width": "120px"}
-        self.k_shot = widgets.IntSlider(value=k_shot, min=0, max=max_k, description="K (points)", style=style)
-        self.scale = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05,
-                                            description="prior scale ×", style=style)
-        self.prior = widgets.Dropdown(options=list(self.priors), description="prior", style=style)
+        self.k_shot = widgets.IntSlider(value=k_shot, min=0, max=max_k, description="K (points)")
+        self.scale = rate_slider(1.0, PRIOR_SCALES, description="prior scale ×")
+        self.prior = widgets.Dropdown(options=list(self.priors), description="prior")
+        fit_labels(self.k_shot, self.scale, self.prior)
         self.new_task = widgets.Button(description="new task", icon="refresh")
         self.output = widgets.Output()
         self.fig = Figure(figsize=(7, 3.4))
@@ -217,6 +219,7 @@ class PosteriorExplorer:
         self.new_task.on_click(self.next_task)
         self.ui = widgets.VBox([widgets.HBox([self.prior, self.new_task]), widgets.HBox([self.k_shot, self.scale]), self.output])
         self.last: dict[str, Any] = {}
+        self._laid_out = False
         self.update()
 
     def current_prior(self) -> GaussianPrior:
@@ -241,7 +244,7 @@ class PosteriorExplorer:
         self.update()
 
     def update(self, _change=None) -> None:
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         self.ax.clear()
         k = int(self.k_shot.value)
@@ -251,9 +254,12 @@ class PosteriorExplorer:
         scaled = f", scale × {self.scale.value:.2g}" if self.prior.value in self.scalable else ""
         self.ax.set_title(f"{self.prior.value}{scaled}: K = {k}, MSE on the curve {self.last['mse']:.3f}", fontsize=10)
         self.ax.legend(fontsize=7, loc="lower right")
+        if not self._laid_out:  # once: the panel keeps its shape
+            self.fig.tight_layout()
+            self._laid_out = True
         with self.output:
             clear_output(wait=True)
-            display(self.fig)
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from metalearn_lab import drawing
+from metalearn_lab.controls import fit_labels, show_png
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 
 #: A predictor for the explorer and figures: (x_support [K, 1], y_support [K, 1], x_grid [P, 1]) -> (mean [P], std [P] or None).
@@ -154,12 +155,10 @@ class InContextExplorer:
         if not predictors:
             raise ValueError("predictors must hold at least one predictor, e.g. {'CNP': ...}")
         self.predictors, self.seed, self.max_k = dict(predictors), seed, max_k
-        style = {"description_width": "110px"}
-        self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (points)", style=style)
-        self.amplitude = widgets.FloatSlider(value=amplitude, min=0.5, max=10.0, step=0.5, description="amplitude A",
-                                             style=style)
-        self.phase = widgets.FloatSlider(value=phase, min=-math.pi, max=2 * math.pi, step=0.1, description="phase φ",
-                                         style=style)
+        self.k_shot = widgets.IntSlider(value=k_shot, min=1, max=max_k, description="K (points)")
+        self.amplitude = widgets.FloatSlider(value=amplitude, min=0.5, max=10.0, step=0.5, description="amplitude A")
+        self.phase = widgets.FloatSlider(value=phase, min=-3.0, max=6.0, step=0.25, description="phase φ")
+        fit_labels(self.k_shot, self.amplitude, self.phase)
         self.new_points = widgets.Button(description="new points", icon="refresh")
         self.output = widgets.Output()
         self.fig = Figure(figsize=(7.5, 3.6))
@@ -170,6 +169,7 @@ class InContextExplorer:
         self.ui = widgets.VBox([widgets.HBox([self.k_shot, self.new_points]), widgets.HBox([self.amplitude, self.phase]),
                                 self.output])
         self.errors: dict[str, float] = {}
+        self._laid_out = False
         self._points()
         self.update()
 
@@ -182,7 +182,7 @@ class InContextExplorer:
         self.update()
 
     def update(self, _change=None) -> None:
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         a, p, k = float(self.amplitude.value), float(self.phase.value), int(self.k_shot.value)
         x_support = self.x_all[:k]
@@ -194,9 +194,12 @@ class InContextExplorer:
         self.ax.set(ylim=(-top, top), xlabel="x", ylabel="y",
                     title=f"A = {a:.1f}{' (beyond training: A ≤ 5)' if a > 5 else ''}, φ = {p:.1f}, K = {k}")
         self.ax.legend(fontsize=7, loc="lower right")
+        if not self._laid_out:  # once: the panel keeps its shape
+            self.fig.tight_layout()
+            self._laid_out = True
         with self.output:
             clear_output(wait=True)
-            display(self.fig)
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display
