@@ -285,7 +285,8 @@ def posterior_figure(priors: Mapping[str, GaussianPrior], settings: Sequence[Map
         raise ValueError("settings must hold at least one dict with 'prior' and 'k_shot'")
     task = one_task(seed)
     x_grid = torch.linspace(-5, 5, 200)
-    fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.0), squeeze=False, sharey=True)
+    width = 5.0 if len(settings) == 1 else 3.6
+    fig, axes = plt.subplots(1, len(settings), figsize=(width * len(settings), 3.0), squeeze=False, sharey=True)
     for ax, setting in zip(axes[0], settings):
         if setting["prior"] not in priors:
             raise ValueError(f"unknown prior {setting['prior']!r}; choose one of {list(priors)}")
@@ -296,6 +297,28 @@ def posterior_figure(priors: Mapping[str, GaussianPrior], settings: Sequence[Map
     axes[0, -1].legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def posterior_explorer(priors: Mapping[str, GaussianPrior], *, k_shots: Sequence[int] = (0, 1, 2, 5, 10), seed: int = 0,
+                       initial_k: int = 1):
+    """The Try-it pre-rendered for the book (:func:`metalearn_lab.tryit.explorer`): every prior at every K.
+
+    One frame per (prior, K), each drawn by :func:`posterior_figure` on the same task; the book
+    shows them behind two HTML sliders, no kernel needed.
+    """
+    from metalearn_lab import tryit
+
+    names = list(priors)
+    if not names:
+        raise ValueError("priors must hold at least one prior")
+
+    def draw(prior, k_shot):
+        return posterior_figure(priors, [{"prior": prior, "k_shot": k_shot}], seed=seed)
+
+    return tryit.explorer(draw, {"prior": names, "k_shot": list(k_shots)},
+                          initial={"prior": names[0], "k_shot": initial_k if initial_k in k_shots else k_shots[0]},
+                          labels={"prior": "prior", "k_shot": "K (points)"},
+                          title="The posterior as points arrive, for each prior")
 
 
 # ---------------------------------------------------------------- exercise 1: the weight posterior

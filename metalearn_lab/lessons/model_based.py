@@ -225,7 +225,8 @@ def in_context_figure(predictors: Mapping[str, Predictor], settings: Sequence[Ma
         raise ValueError("settings must hold at least one dict with k_shot, amplitude and phase")
     x_all = torch.rand(max(int(s["k_shot"]) for s in settings), 1, generator=torch.Generator().manual_seed(seed)) * 10 - 5
     x_grid = torch.linspace(-5, 5, 200)
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.4 * len(settings), 3.3), squeeze=False)
+    width = 6.0 if len(settings) == 1 else 4.4
+    fig, axes = plt.subplots(1, len(settings), figsize=(width * len(settings), 3.3), squeeze=False)
     for ax, s in zip(axes[0], settings):
         a, p, k = float(s["amplitude"]), float(s["phase"]), int(s["k_shot"])
         _draw_predictions(ax, predictors, x_all[:k], a * torch.sin(x_all[:k] - p), x_grid, a * torch.sin(x_grid - p))
@@ -234,6 +235,24 @@ def in_context_figure(predictors: Mapping[str, Predictor], settings: Sequence[Ma
         ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def in_context_explorer(predictors: Mapping[str, Predictor], *, k_shots: Sequence[int] = (1, 5, 10, 40),
+                        amplitudes: Sequence[float] = (1.0, 3.0, 5.0, 8.0), phase: float = 1.0, seed: int = 0):
+    """The Try-it pre-rendered for the book (:func:`metalearn_lab.tryit.explorer`): every K at every amplitude.
+
+    One frame per (K, amplitude), drawn by :func:`in_context_figure` on the same inputs.
+    """
+    from metalearn_lab import tryit
+
+    def draw(k_shot, amplitude):
+        return in_context_figure(predictors, [{"k_shot": k_shot, "amplitude": amplitude, "phase": phase}], seed=seed)
+
+    k_shots, amplitudes = list(k_shots), [float(a) for a in amplitudes]
+    return tryit.explorer(draw, {"k_shot": k_shots, "amplitude": amplitudes},
+                          initial={"k_shot": k_shots[min(1, len(k_shots) - 1)], "amplitude": amplitudes[min(1, len(amplitudes) - 1)]},
+                          labels={"k_shot": "K (points)", "amplitude": "amplitude A (training: ≤ 5)"},
+                          title="Black-box learners and MAML on one wave")
 
 
 # ---------------------------------------------------------------- exercise 1: the CNP forward pass

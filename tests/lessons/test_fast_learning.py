@@ -245,3 +245,12 @@ def test_episode_accuracies_score_each_task():
 
     acc = lesson.episode_accuracies(FakeTasks(), lambda xs, ys, xq: torch.zeros(2, 2, dtype=torch.long))
     assert acc.tolist() == [0.5, 0.0]
+
+
+def test_the_pre_rendered_explorer_has_a_frame_per_prior_and_k(priors):
+    explorer = lesson.posterior_explorer(priors, k_shots=(0, 2), seed=1)
+    assert len(explorer.frames) == 4 and explorer.initial == {"prior": "sine", "k_shot": 0}
+    assert explorer.frame(prior="rbf", k_shot=2) != explorer.frame(prior="sine", k_shot=2)
+    assert 'class="metalearn-tryit"' in explorer.html()
+    with pytest.raises(ValueError, match="at least one prior"):
+        lesson.posterior_explorer({})

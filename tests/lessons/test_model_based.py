@@ -236,3 +236,10 @@ def test_figures_build():
     assert len(figs[2].axes) == 3
     for fig in figs:
         plt.close(fig)
+
+
+def test_the_pre_rendered_explorer_has_a_frame_per_k_and_amplitude():
+    explorer = lesson.in_context_explorer(predictors(), k_shots=(1, 5), amplitudes=(1.0, 8.0), seed=0)
+    assert len(explorer.frames) == 4 and explorer.initial == {"k_shot": 5, "amplitude": 8.0}
+    assert explorer.frame(k_shot=1, amplitude=1.0) != explorer.frame(k_shot=5, amplitude=1.0)
+    assert 'class="metalearn-tryit"' in explorer.html()
