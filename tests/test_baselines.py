@@ -11,7 +11,6 @@ from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.models import SineMLP
 
 
-
 def test_pretrain_fits_a_fixed_function():
     torch.manual_seed(0)
     model = SineMLP()

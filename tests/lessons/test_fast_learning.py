@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -18,16 +17,16 @@ from metalearn_lab.lessons import fast_learning as lesson
 from metalearn_lab.report import mse_by_k_table
 from metalearn_lab.samplers import Episode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _lesson_cells import exercise_function  # noqa: E402
 
-LESSON = "08_fast_learning.md"
+@pytest.mark.parametrize("checker", ["check_weight_posterior", "check_log_evidence", "check_nearest_prototype"])
+def test_later_cells_never_use_the_students_answer(checker):
+    assert cells.later_uses_of_answer("fast_learning", checker) == [], "later cells must use the library, not the student's answer"
 
 
 # ---------------------------------------------------------------- exercise 1
 def test_weight_posterior_skeleton_and_solution():
-    assert lesson.check_weight_posterior.run(exercise_function(LESSON, "posterior_weights")).status == NOT_ATTEMPTED
-    result = lesson.check_weight_posterior.run(exercise_function(LESSON, "posterior_weights_solution"))
+    assert lesson.check_weight_posterior.run(cells.run_skeleton("fast_learning", "check_weight_posterior")).status == NOT_ATTEMPTED
+    result = lesson.check_weight_posterior.run(cells.run_solution("fast_learning", "check_weight_posterior"))
     assert result.status == PASSED, result.message
 
 
@@ -67,8 +66,8 @@ def test_weight_posterior_mistakes_are_diagnosed(answer, message):
 
 # ---------------------------------------------------------------- exercise 2
 def test_log_evidence_skeleton_and_solution():
-    assert lesson.check_log_evidence.run(exercise_function(LESSON, "log_evidence")).status == NOT_ATTEMPTED
-    result = lesson.check_log_evidence.run(exercise_function(LESSON, "log_evidence_solution"))
+    assert lesson.check_log_evidence.run(cells.run_skeleton("fast_learning", "check_log_evidence")).status == NOT_ATTEMPTED
+    result = lesson.check_log_evidence.run(cells.run_solution("fast_learning", "check_log_evidence"))
     assert result.status == PASSED, result.message
 
 
@@ -100,8 +99,8 @@ def test_log_evidence_mistakes_are_diagnosed(answer, message):
 
 # ---------------------------------------------------------------- exercise 3
 def test_nearest_prototype_skeleton_and_solution():
-    assert lesson.check_nearest_prototype.run(exercise_function(LESSON, "nearest_prototype")).status == NOT_ATTEMPTED
-    result = lesson.check_nearest_prototype.run(exercise_function(LESSON, "nearest_prototype_solution"))
+    assert lesson.check_nearest_prototype.run(cells.run_skeleton("fast_learning", "check_nearest_prototype")).status == NOT_ATTEMPTED
+    result = lesson.check_nearest_prototype.run(cells.run_solution("fast_learning", "check_nearest_prototype"))
     assert result.status == PASSED, result.message
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-from pathlib import Path
 
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -18,20 +17,21 @@ from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.exercises import NOT_ATTEMPTED, PASSED, WRONG
 from metalearn_lab.lessons import model_based as lesson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _lesson_cells import exercise_function  # noqa: E402
-
-LESSON = "09_model_based.md"
-
 
 def assert_wrong(result, message):
     assert result.status == WRONG and re.search(message, result.message), result.message
 
 
+
+@pytest.mark.parametrize("checker", ["check_cnp_forward", "check_attention_mask", "check_gaussian_nll"])
+def test_later_cells_never_use_the_students_answer(checker):
+    assert cells.later_uses_of_answer("model_based", checker) == [], "later cells must use the library, not the student's answer"
+
+
 # ---------------------------------------------------------------- exercise 1
 def test_cnp_forward_skeleton_and_solution():
-    assert lesson.check_cnp_forward.run(exercise_function(LESSON, "cnp_forward")).status == NOT_ATTEMPTED
-    result = lesson.check_cnp_forward.run(exercise_function(LESSON, "cnp_forward_solution"))
+    assert lesson.check_cnp_forward.run(cells.run_skeleton("model_based", "check_cnp_forward")).status == NOT_ATTEMPTED
+    result = lesson.check_cnp_forward.run(cells.run_solution("model_based", "check_cnp_forward"))
     assert result.status == PASSED, result.message
 
 
@@ -70,8 +70,8 @@ def test_cnp_forward_mistakes_are_diagnosed(answer, message):
 
 # ---------------------------------------------------------------- exercise 2
 def test_attention_mask_skeleton_and_solution():
-    assert lesson.check_attention_mask.run(exercise_function(LESSON, "attention_mask")).status == NOT_ATTEMPTED
-    result = lesson.check_attention_mask.run(exercise_function(LESSON, "attention_mask_solution"))
+    assert lesson.check_attention_mask.run(cells.run_skeleton("model_based", "check_attention_mask")).status == NOT_ATTEMPTED
+    result = lesson.check_attention_mask.run(cells.run_solution("model_based", "check_attention_mask"))
     assert result.status == PASSED, result.message
 
 
@@ -125,8 +125,8 @@ def test_attention_mask_mistakes_are_diagnosed(kind, message):
 
 # ---------------------------------------------------------------- exercise 3
 def test_gaussian_nll_skeleton_and_solution():
-    assert lesson.check_gaussian_nll.run(exercise_function(LESSON, "neg_log_likelihood")).status == NOT_ATTEMPTED
-    result = lesson.check_gaussian_nll.run(exercise_function(LESSON, "neg_log_likelihood_solution"))
+    assert lesson.check_gaussian_nll.run(cells.run_skeleton("model_based", "check_gaussian_nll")).status == NOT_ATTEMPTED
+    result = lesson.check_gaussian_nll.run(cells.run_solution("model_based", "check_gaussian_nll"))
     assert result.status == PASSED, result.message
 
 
