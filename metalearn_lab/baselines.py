@@ -8,6 +8,8 @@
   *what the training optimises*, the loss after adaptation rather than at the shared weights.
 * :func:`pixel_nearest_neighbour`: one-shot classification by the nearest support image in raw
   pixels (Lake's one-shot runs).
+* :func:`knn_regression` and :func:`kernel_regression`: the non-parametric regressors of lesson
+  ``fast_learning``, which keep the support points and average their labels near each query.
 """
 
 from __future__ import annotations
@@ -178,3 +180,70 @@ def pixel_nearest_neighbour(support: torch.Tensor, query: torch.Tensor) -> torch
         )
     distances = torch.cdist(query.flatten(1).double(), support.flatten(1).double())
     return distances.argmin(dim=1)
+
+
+def _check_regression_sets(x_support: torch.Tensor, y_support: torch.Tensor, x_query: torch.Tensor, what: str) -> None:
+    if (x_support.dim() != 3 or y_support.dim() != 3 or x_query.dim() != 3 or x_support.shape[:2] != y_support.shape[:2]
+            or x_query.shape[0] != x_support.shape[0] or x_query.shape[-1] != x_support.shape[-1]):
+        raise ValueError(f"{what}: x_support [T, K, D], y_support [T, K, 1] and x_query [T, Q, D] must agree; got "
+                         f"{tuple(x_support.shape)}, {tuple(y_support.shape)}, {tuple(x_query.shape)}")
+    if x_support.shape[1] < 1:
+        raise ValueError(f"{what} needs at least one support point (K >= 1)")
+
+
+def knn_regression(x_support: torch.Tensor, y_support: torch.Tensor, x_query: torch.Tensor, k: int) -> torch.Tensor:
+    """k-nearest-neighbour regression: each query gets the mean label of its ``k`` nearest support points.
+
+    Non-parametric (Cover & Hart 1967 for the classifier): nothing is fitted, the support set *is*
+    the model. ``k`` larger than the support set uses all of it.
+
+    Parameters
+    ----------
+    x_support : Tensor ``[T, K, D]``;  y_support : Tensor ``[T, K, 1]``;  x_query : Tensor ``[T, Q, D]``
+    k : int >= 1
+
+    Returns
+    -------
+    Tensor ``[T, Q, 1]``
+
+    Examples
+    --------
+    >>> xs, ys = torch.tensor([[[0.0], [1.0], [5.0]]]), torch.tensor([[[0.0], [2.0], [10.0]]])
+    >>> knn_regression(xs, ys, torch.tensor([[[0.4], [4.0]]]), k=2)[0, :, 0].tolist()
+    [1.0, 6.0]
+    """
+    _check_regression_sets(x_support, y_support, x_query, "knn_regression")
+    k = min(check_int("k", k), x_support.shape[1])
+    distances = torch.cdist(x_query, x_support)  # [T, Q, K]
+    nearest = distances.topk(k, dim=-1, largest=False).indices  # [T, Q, k]
+    labels = y_support[..., 0][:, None, :].expand(-1, x_query.shape[1], -1)
+    return labels.gather(-1, nearest).mean(-1, keepdim=True)
+
+
+def kernel_regression(x_support: torch.Tensor, y_support: torch.Tensor, x_query: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    r"""Nadaraya-Watson kernel regression: a Gaussian-weighted mean of the support labels.
+
+    :math:`\hat f(x) = \sum_i w_i(x) y_i`, :math:`w_i(x) \propto \exp(-\lVert x - x_i\rVert^2 / (2h^2))`
+    (Nadaraya 1964; Watson 1964). A small bandwidth ``h`` approaches 1-nearest-neighbour, a large
+    one the mean of all labels. The weights are a softmax, so queries far from every support point
+    still get the nearest point's label rather than 0/0.
+
+    Parameters
+    ----------
+    x_support : Tensor ``[T, K, D]``;  y_support : Tensor ``[T, K, 1]``;  x_query : Tensor ``[T, Q, D]``
+    bandwidth : float > 0
+
+    Returns
+    -------
+    Tensor ``[T, Q, 1]``
+
+    Examples
+    --------
+    >>> xs, ys = torch.tensor([[[0.0], [2.0]]]), torch.tensor([[[0.0], [4.0]]])
+    >>> kernel_regression(xs, ys, torch.tensor([[[1.0], [100.0]]]), bandwidth=0.5)[0, :, 0].tolist()
+    [2.0, 4.0]
+    """
+    _check_regression_sets(x_support, y_support, x_query, "kernel_regression")
+    h = check_float("bandwidth", bandwidth, low=0, low_open=True)
+    weights = torch.softmax(-torch.cdist(x_query, x_support) ** 2 / (2 * h * h), dim=-1)  # [T, Q, K]
+    return weights @ y_support

@@ -284,7 +284,28 @@ FAMILY_MAP = {
 }
 
 
-def draw_family_map(ax=None, *, highlight=None):
+#: The source text's three approaches to fast learning (its §2.2), the bottom row of the map.
+FAST_LEARNING = {
+    "Bayesian": "prior + a few points → posterior\n(neural processes are a learned version)",
+    "non-parametric": "keep the examples, compare with them\n(nearest neighbour; metric-based nets)",
+    "meta-learning": "learn the prior / learner from many tasks\n(all three columns above)",
+}
+HIGHLIGHT_COLOR = "#c0392b"
+
+
+def family_map_names() -> list[str]:
+    """Every name :func:`draw_family_map` can highlight: families, methods and fast-learning approaches.
+
+    >>> "MAML (2017)" in family_map_names() and "Bayesian" in family_map_names()
+    True
+    """
+    names = []
+    for family, info in FAMILY_MAP.items():
+        names += [family, *info["methods"]]
+    return names + list(FAST_LEARNING)
+
+
+def draw_family_map(ax=None, *, highlight=None, title=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
     Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
@@ -295,9 +316,11 @@ def draw_family_map(ax=None, *, highlight=None):
     ----------
     ax : matplotlib Axes, optional
     highlight : iterable of str, optional
-        Family names (keys of :data:`FAMILY_MAP`) and method labels (e.g. ``"Reptile (2018)"``)
-        to mark with a thick red frame while the rest fades: how a lesson places what it taught on
-        the map. ``None`` (the default) draws the plain map.
+        Boxes to mark (a thick red frame), the others drawn faded: family names, method names or
+        fast-learning approaches (:func:`family_map_names`). Lessons use it to show where what they
+        taught sits on the map. ``None`` draws the plain map.
+    title : str, optional
+        Replaces the default title.
 
     Returns
     -------
@@ -306,25 +329,26 @@ def draw_family_map(ax=None, *, highlight=None):
     Raises
     ------
     ValueError
-        A name in ``highlight`` that is not on the map (the message lists the valid ones).
+        A name in ``highlight`` that is not on the map.
 
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> ax = draw_family_map(highlight=["Reptile (2018)", "first-order MAML (2017)"])
+    >>> ax = draw_family_map(highlight=["metric-based", "ProtoNets (2017)"])
     >>> sum(p.get_linewidth() > 2 for p in ax.patches)
     2
     """
     marked = set(highlight or ())
-    known = set(FAMILY_MAP) | {m for info in FAMILY_MAP.values() for m in info["methods"]}
-    unknown = sorted(marked - known)
+    unknown = sorted(marked - set(family_map_names()))
     if unknown:
-        raise ValueError(f"highlight names {unknown} that are not on the map; valid names: {sorted(known)}")
+        raise ValueError(f"highlight names {unknown} that are not on the map; choose from {family_map_names()}")
 
     def style(name):
         if not marked:
             return {}
-        return {"edgecolor": "tab:red", "linewidth": 2.5} if name in marked else {"alpha": 0.35}
+        if name in marked:
+            return {"edgecolor": HIGHLIGHT_COLOR, "linewidth": 2.5}
+        return {"alpha": 0.35}
 
     ax = diagram_axes(ax, (10, 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
@@ -337,13 +361,9 @@ def draw_family_map(ax=None, *, highlight=None):
     ax.plot([0.1, 9.9], [1.75, 1.75], color="0.6", lw=0.8, ls=":")
     ax.text(5.0, 1.5, "fast learning (learning a new concept from one or a few examples): three approaches",
             ha="center", fontsize=8.5, weight="bold")
-    fast = [("Bayesian", "prior + a few points → posterior\n(neural processes are a learned version)"),
-            ("non-parametric", "keep the examples, compare with them\n(nearest neighbour; metric-based nets)"),
-            ("meta-learning", "learn the prior / learner from many tasks\n(all three columns above)")]
-    for i, (name, note) in enumerate(fast):
-        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5,
-                    **({"alpha": 0.35} if marked else {}))
-    ax.set_title("A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
+    for i, (name, note) in enumerate(FAST_LEARNING.items()):
+        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5, **style(name))
+    ax.set_title(title or "A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
     return ax
 
 
@@ -462,3 +482,51 @@ def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance: fl
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def plot_mse_by_k(rows, k_shots=(1, 2, 5, 10), *, ax=None, train_range=None, title="Query MSE on the same test tasks",
+                  floor=1e-4):
+    """Mean query MSE (95% band) against the number of support points K, one line per learner, log axes.
+
+    Parameters
+    ----------
+    rows : dict ``{learner: {K: per-task MSE [tasks]}}``
+        Non-finite values (a diverged task) and values above 1e3 count as 1e3.
+    k_shots : sequence of int
+    train_range : (low, high) or None
+        Shaded: the K that training saw.
+    floor : float
+        Means below it (an exact learner's 1e-10) are drawn at it, so that the log axis shows the
+        differences that matter; the axis label says so.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig = plot_mse_by_k({"a": {1: torch.tensor([1.0, 2.0]), 5: torch.tensor([0.1, float("nan")])}}, k_shots=(1, 5))
+    >>> len(fig.axes[0].lines)
+    1
+    """
+    import numpy as np
+
+    from metalearn_lab.metrics import mean_confidence_interval
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 3.8))
+    for i, (name, by_k) in enumerate(rows.items()):
+        stats = [mean_confidence_interval(torch.nan_to_num(torch.as_tensor(by_k[k], dtype=torch.float64), nan=1e3,
+                                                           posinf=1e3).clamp(max=1e3)) for k in k_shots]
+        means, halves = (np.asarray(v) for v in zip(*stats))
+        shown = np.maximum(means, floor)
+        style = "--" if "MAML" in name else "-"
+        ax.plot(k_shots, shown, style, marker="o", ms=4, color=f"C{i}", label=name)
+        ax.fill_between(k_shots, np.maximum(means - halves, floor), np.maximum(means + halves, floor), color=f"C{i}", alpha=0.15)
+    if train_range is not None:
+        ax.axvspan(*train_range, color="0.9", zorder=0, label="K seen in training")
+    ax.set(xscale="log", yscale="log", xlabel="K (support points)", ylabel=f"query MSE (drawn ≥ {floor:g})", title=title)
+    ax.set_xticks(list(k_shots), [str(k) for k in k_shots])
+    ax.legend(fontsize=7, ncol=2)
+    return ax.figure

@@ -103,6 +103,18 @@ def format_ci(values: Sequence[float] | torch.Tensor, *, percent: bool = True, d
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def per_task_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each task: ``[T, Q, ...]`` predictions and targets → ``[T]``.
+
+    >>> per_task_mse(torch.zeros(2, 3, 1), torch.tensor([[[1.0], [1.0], [1.0]], [[0.0], [3.0], [0.0]]])).tolist()
+    [1.0, 3.0]
+    """
+    if prediction.shape != target.shape or prediction.dim() < 2:
+        raise ValueError(f"prediction and target must have the same shape [tasks, points, ...]; got "
+                         f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+    return ((prediction - target) ** 2).flatten(1).mean(1)
+
+
 def diverged_tasks(mse: torch.Tensor) -> torch.Tensor:
     """Which per-task MSEs show gradient descent blowing up: NaN, infinite or above :data:`DIVERGED_MSE`.
 

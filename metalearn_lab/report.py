@@ -29,7 +29,16 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("omniglot-siamese", "Lake's 20-way within-alphabet one-shot runs, Siamese", "≥ 92%", ("siamese-koch", "humans-lake-runs")),
     ("omniglot-reptile-5w1s-nichol", "Omniglot 5-way 1-shot, Reptile with Nichol et al.'s protocol (each query alone)",
      "(no target: 4% of their steps)", ("reptile-omniglot-5w1s", "reptile-transductive-omniglot-5w1s")),
+    ("sinusoid-bayes-sine", "sinusoid, Bayes on (sin x, cos x), prior by empirical Bayes, K=5 MSE", "(reference)", ()),
+    ("sinusoid-bayes-rbf", "sinusoid, RBF Gaussian process by empirical Bayes, K=5 MSE", "(reference)", ()),
+    ("sinusoid-bayes-features", "sinusoid, Bayes on meta-learned features (ALPaCA-style), K=5 MSE", "(no target)", ()),
+    ("sinusoid-cnp", "sinusoid, conditional neural process, K=5 MSE", "(no target)", ()),
+    ("sinusoid-transformer", "sinusoid, in-context transformer, K=5 MSE", "(no target)", ()),
 ]
+
+#: Experiments evaluated at several K (``by_k_shot`` in their results), for :func:`k_shot_table`.
+K_SHOT_EXPERIMENTS = ("sinusoid-bayes-sine", "sinusoid-bayes-rbf", "sinusoid-bayes-features", "sinusoid-cnp",
+                      "sinusoid-transformer")
 
 
 def published_cell(keys: tuple[str, ...]) -> str:
@@ -132,6 +141,50 @@ def sinusoid_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def mse_by_k_table(rows: dict[str, dict[int, Any]], k_shots: tuple[int, ...] = (1, 2, 5, 10), digits: int = 3, *,
+                   gradient_based: tuple[str, ...] = ("MAML",)) -> str:
+    """Markdown table of query MSE (mean ± 95% CI over tasks) per learner and K, for lessons.
+
+    ``rows``: learner -> {K: per-task MSE ``[tasks]``}. For learners whose name contains one of
+    ``gradient_based`` a cell also counts the tasks on which gradient descent blew up
+    (:func:`metalearn_lab.metrics.format_mse`); for the others a large error is a poor fit, not a
+    divergence (a 1-nearest-neighbour guess on a wave of amplitude 5 can cost more than 25), and
+    the cell is the plain mean ± interval.
+
+    >>> import torch
+    >>> print(mse_by_k_table({"zero": {1: torch.tensor([1.0, 3.0])}}, k_shots=(1,), digits=1))
+    | learner | K = 1 |
+    | --- | --- |
+    | zero | 2.0 ± 12.7 |
+    """
+    from metalearn_lab.metrics import mean_confidence_interval, summarize_mse
+
+    def cell(name, values):
+        if any(tag in name for tag in gradient_based):
+            return format_mse(summarize_mse(values), digits)
+        mean, half = mean_confidence_interval(values)
+        return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+    lines = ["| learner | " + " | ".join(f"K = {k}" for k in k_shots) + " |", "| --- |" + " --- |" * len(k_shots)]
+    for name, by_k in rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(name, by_k[k]) for k in k_shots) + " |")
+    return "\n".join(lines)
+
+
+def k_shot_table(results: dict[str, dict[str, Any]]) -> str:
+    """Query MSE at every K of the sinusoid learners that adapt without gradient steps (``by_k_shot``)."""
+    shots = sorted({int(k) for name in K_SHOT_EXPERIMENTS if name in results for k in results[name].get("by_k_shot", {})})
+    rows = ["| experiment | " + " | ".join(f"K = {k}" for k in shots) + " | chosen at step |",
+            "| --- |" + " --- |" * (len(shots) + 1)]
+    for name in K_SHOT_EXPERIMENTS:
+        r = results.get(name)
+        if r is None or "by_k_shot" not in r:
+            continue
+        cells = [format_mse(r["by_k_shot"][str(k)]) if str(k) in r["by_k_shot"] else "" for k in shots]
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {r.get('selected_step', r['config']['iterations']):,} |")
+    return "\n".join(rows)
+
+
 def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
     """Save a figure of training loss (left) and periodic test metric (right) for every run."""
     import matplotlib
@@ -228,6 +281,10 @@ def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_
         note = r["config"].get("note") or ""
         lines.append(f"- **{name}**: {r['protocol']}. {note}")
     lines += ["", "## Sinusoid regression (K = 5, query MSE after fine-tuning steps)", "", sinusoid_table(results), "",
+              "## Sinusoid learners without gradient steps (query MSE at each K, 600 test tasks)", "",
+              "Empirical-Bayes priors (lesson 8) and black-box learners (lesson 9), each on the same fixed test tasks",
+              "at every K; the weights were chosen on validation tasks (MSE averaged over K = 1, 2, 5, 10).", "",
+              k_shot_table(results), "",
               "## Learning curves", "", f"![learning curves]({figure.relative_to(out_md.parent).as_posix()})", ""]
     if notebooks_dir is not None:
         lines += ["## Lesson run times", "",

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metalearn_lab.baselines import pretrain
+from metalearn_lab.baselines import kernel_regression, knn_regression, pretrain
 from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.models import SineMLP
 
@@ -44,3 +44,40 @@ def test_pretrain_on_pooled_sines_learns_the_mean_near_zero():
 def test_pretrain_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         pretrain(SineMLP(), lambda: (torch.zeros(2, 1), torch.zeros(2, 1)), F.mse_loss, progress=False, **kwargs)
+
+
+def _regression_sets():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(3, 6, 1, generator=g) * 10 - 5, torch.randn(3, 6, 1, generator=g), torch.rand(3, 4, 1, generator=g) * 10 - 5
+
+
+def test_one_nearest_neighbour_copies_the_nearest_label():
+    xs, ys, xq = _regression_sets()
+    got = knn_regression(xs, ys, xq, 1)
+    nearest = torch.cdist(xq, xs).argmin(-1)
+    torch.testing.assert_close(got[..., 0], ys[..., 0].gather(1, nearest))
+
+
+def test_k_at_least_the_support_size_predicts_the_mean_label():
+    xs, ys, xq = _regression_sets()
+    torch.testing.assert_close(knn_regression(xs, ys, xq, 50), ys.mean(1, keepdim=True).expand(-1, 4, -1))
+
+
+def test_kernel_regression_between_nearest_neighbour_and_the_mean():
+    xs, ys, xq = _regression_sets()
+    torch.testing.assert_close(kernel_regression(xs, ys, xq, 1e-3), knn_regression(xs, ys, xq, 1))
+    torch.testing.assert_close(kernel_regression(xs, ys, xq, 1e4), ys.mean(1, keepdim=True).expand(-1, 4, -1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda xs, ys, xq: knn_regression(xs, ys, xq, 0), "k must be"),
+        (lambda xs, ys, xq: kernel_regression(xs, ys, xq, 0.0), "bandwidth"),
+        (lambda xs, ys, xq: knn_regression(xs[:, :0], ys[:, :0], xq, 1), "at least one support point"),
+        (lambda xs, ys, xq: kernel_regression(xs, ys[:, :3], xq, 1.0), "must agree"),
+    ],
+)
+def test_bad_regression_arguments_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(*_regression_sets())

@@ -54,8 +54,11 @@ def test_quick_config_trains_end_to_end(name, tmp_path, request):
     for summary in summaries:
         mean, half = mean_confidence_interval(summary["values"])
         assert mean == pytest.approx(summary["mean"], rel=1e-12) and half == pytest.approx(summary["ci95"], rel=1e-12)
-    if config.algorithm.startswith("sinusoid"):
+    if config.algorithm in ("sinusoid-maml", "sinusoid-pretrain"):
         assert results["n_tasks"] == 10 and set(results["by_steps"]) == {"0", "1", "5", "10"}
+    elif config.algorithm in ("sinusoid-blackbox", "sinusoid-bayes"):
+        assert results["n_tasks"] == 10 and set(results["by_k_shot"]) == {"1", "2", "5", "10"}
+        assert results["selected_step"] == config.iterations  # quick configs validate only at the end
     elif config.algorithm == "siamese":
         assert results["n_tasks"] == 400 and len(results["per_run"]) == 20
     else:
@@ -403,18 +406,28 @@ def test_a_run_cannot_be_shortened_below_the_steps_it_has_trained(tmp_path):
 # and records whether its evaluation is transductive
 
 
+def config_name(algorithm: str) -> str:
+    return next(c.name for c in EXPERIMENTS.values() if c.algorithm == algorithm)
+
+
 def _eval_config(algorithm: str):
     config = next(c for c in EXPERIMENTS.values() if c.algorithm == algorithm).quick()
     smaller = {"eval_inner_steps": 1, "eval_n_query": 2, "eval_steps": (1,)}
     return config.replace(**{k: v for k, v in smaller.items() if hasattr(config, k)})
 
 
+OWN_MODEL = "the recipe's own model"
+
+
 def _models_for(algorithm: str):
-    """Every model of tests/test_models.py's table that this recipe's evaluation can run."""
+    """Every model of tests/test_models.py's table that this recipe's evaluation can run; recipes whose
+    models take other inputs (neural processes, priors, policies) are walked with their own model."""
     from _model_zoo import MODELS, kinds
 
     wanted = {"sinusoid-maml": "sine", "sinusoid-pretrain": "sine", "maml": "logits", "reptile": "logits",
-              "protonet": "image", "siamese": "image"}[algorithm]
+              "protonet": "image", "siamese": "image"}.get(algorithm)
+    if wanted is None:
+        return [OWN_MODEL]
     return [name for name in MODELS if wanted in kinds(name)]
 
 
@@ -430,10 +443,14 @@ def test_every_recipe_is_covered_by_the_evaluation_cases():
 def test_evaluate_experiment_leaves_the_model_unchanged_and_says_if_transductive(algorithm, name, mode, request):
     from _model_zoo import assert_unchanged, built, state
 
-    if not algorithm.startswith("sinusoid"):
+    if needs_omniglot(config_name(algorithm)):
         request.getfixturevalue("omniglot")
     config = _eval_config(algorithm)
-    model, _ = built(name, mode)
+    if name == OWN_MODEL:
+        torch.manual_seed(0)
+        model = build_model(config).train(mode == "train")
+    else:
+        model, _ = built(name, mode)
     before = state(model)
     results = evaluate_experiment(config, model, n_tasks=2)
     assert_unchanged(model, before, f"evaluate_experiment ({algorithm})")
@@ -446,3 +463,70 @@ def test_evaluate_experiment_leaves_the_model_unchanged_and_says_if_transductive
     assert results["transductive"] is expected
     assert ("; transductive: batch norm normalises each task's queries" in results["protocol"]) is expected
     assert ("; not transductive: " in results["protocol"]) is (not expected)
+
+
+# ---------------------------------------------------------------- select_on_validation
+def scripted_validation(monkeypatch, values):
+    """Make every validation evaluation return the next of ``values`` (the test split is evaluated for real)."""
+    from metalearn_lab.experiments import runner
+
+    real, queue = runner.evaluate_experiment, list(values)
+
+    def fake(config, model, *, split="test", **kwargs):
+        if split == "validation":
+            return {"mean": queue.pop(0)}
+        return real(config, model, split=split, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate_experiment", fake)
+
+
+def selecting_config(**changes):
+    fields = {"iterations": 6, "eval_every": 2, "checkpoint_every": 2, "select_on_validation": True, **changes}
+    return small("sinusoid-bayes-rbf").replace(**fields)
+
+
+def test_select_on_validation_keeps_the_best_validated_weights(tmp_path, monkeypatch):
+    config = selecting_config()
+    scripted_validation(monkeypatch, [3.0, 1.0, 2.0])  # after steps 2, 4, 6: the best is step 4
+    results = train_experiment(config, out_dir=tmp_path / "select", progress=False)
+    assert results["selected_step"] == 4 and results["selected_validation"] == 1.0
+    ckpt = load_checkpoint(tmp_path / "select" / "checkpoint.pt")
+    at_step_4 = train_experiment(config.replace(iterations=4, select_on_validation=False, eval_every=0), out_dir=tmp_path / "four",
+                                 progress=False)
+    assert at_step_4["mean"] == pytest.approx(results["mean"])  # the test tasks saw the step-4 weights
+    four = load_checkpoint(tmp_path / "four" / "checkpoint.pt")["model"]
+    for k in four:
+        torch.testing.assert_close(ckpt["model"][k], four[k])
+        torch.testing.assert_close(ckpt["best_model"][k], four[k])
+    assert any(not torch.equal(ckpt["last_model"][k], four[k]) for k in four)  # the last weights are kept apart
+
+
+def test_the_last_weights_compete_when_no_validation_ran(tmp_path):
+    config = selecting_config(eval_every=0)
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    assert results["selected_step"] == config.iterations
+
+
+def test_selection_survives_a_pause(tmp_path, monkeypatch):
+    config = selecting_config()
+    scripted_validation(monkeypatch, [1.0, 3.0, 2.0])  # best at step 2, before the pause
+    recipe = RECIPES[config.algorithm]
+    original = recipe.make_step
+
+    def pausing_make_step(*args, **kwargs):
+        step = original(*args, **kwargs)
+
+        def wrapped(i):
+            if i == 3 and not (tmp_path / "resumed").exists():
+                (tmp_path / "resumed").touch()
+                raise Interrupted
+            return step(i)
+
+        return wrapped
+
+    monkeypatch.setattr(recipe, "make_step", pausing_make_step)
+    with pytest.raises(Interrupted):
+        train_experiment(config, out_dir=tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["best_step"] == 2
+    results = train_experiment(config, out_dir=tmp_path / "run", progress=False)
+    assert results["selected_step"] == 2 and results["selected_validation"] == 1.0

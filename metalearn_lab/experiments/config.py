@@ -103,6 +103,10 @@ class ExperimentConfig:
         Write a resumable checkpoint every so many steps (0: only at the end).
     note : str
         How this run differs from the paper's protocol, in words.
+    select_on_validation : bool
+        Keep the weights with the best validation metric (of the evaluations every ``eval_every``
+        steps, and of the last weights) instead of the last ones; the test tasks see only the
+        chosen weights, and the results record the step they come from.
     """
 
     name: str
@@ -118,6 +122,7 @@ class ExperimentConfig:
     eval_tasks_during_training: int = 100
     checkpoint_every: int = 200
     note: str = ""
+    select_on_validation: bool = False
 
     #: The valid range of each numeric field; a recipe's config class adds its own fields' ranges
     #: (checked on construction: NumPy and 0-d tensor numbers become Python numbers, bad values raise ``ValueError``).

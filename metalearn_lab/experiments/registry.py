@@ -9,6 +9,8 @@ from __future__ import annotations
 from metalearn_lab import paths
 from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.recipe import Recipe
+from metalearn_lab.experiments.recipes.bayes import BayesConfig, SinusoidBayes
+from metalearn_lab.experiments.recipes.blackbox import BlackBoxConfig, SinusoidBlackBox
 from metalearn_lab.experiments.recipes.maml import MAMLConfig, OmniglotMAML
 from metalearn_lab.experiments.recipes.protonet import ProtoNet, ProtoNetConfig
 from metalearn_lab.experiments.recipes.reptile import Reptile, ReptileConfig
@@ -23,6 +25,8 @@ RECIPES: dict[str, Recipe] = {r.algorithm: r for r in (
     ProtoNet(),
     Reptile(),
     Siamese(),
+    SinusoidBlackBox(),
+    SinusoidBayes(),
 )}
 
 
@@ -82,6 +86,42 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {c.name: c for c in [
              "images; meta-batch 5; outer step annealed 1 to 0; 50 Adam test steps; each query classified alone) "
              "with the schedule compressed to 4,000 of their 100,000 steps, what one niced CPU thread on a shared "
              "2-core machine could do in a working session; 100 of the 1,200 training characters held out for validation",
+    ),
+    BlackBoxConfig(
+        "sinusoid-cnp", algorithm="sinusoid-blackbox", architecture="cnp", hidden=128, layers=3, iterations=10000,
+        meta_batch_size=64, outer_lr=1e-3, lr_decay_every=2500, eval_every=500, eval_tasks_during_training=500,
+        checkpoint_every=500, select_on_validation=True,
+        note="Garnelo et al.'s 1-D notebook trains 200,000 steps of 64 GP curves with Adam 1e-4; this run takes 10,000 steps "
+             "of 64 sinusoid tasks (K = 1-10, 20 queries) with Adam 1e-3 halved every 2,500, weights chosen on 500 validation tasks",
+    ),
+    BlackBoxConfig(
+        "sinusoid-transformer", algorithm="sinusoid-blackbox", architecture="transformer", hidden=64, layers=4, n_heads=4,
+        dim_feedforward=128, iterations=5000, meta_batch_size=32, n_query=10, outer_lr=1e-3, lr_decay_every=1250, eval_every=500,
+        eval_tasks_during_training=500, checkpoint_every=500, select_on_validation=True,
+        note="Garg et al. (2022) train a 12-layer, 256-wide GPT-2 for 500,001 steps of 64 prompts (Adam 1e-4, curriculum); "
+             "this 4-layer, 64-wide set transformer takes 5,000 steps of 32 sinusoid tasks (K = 1-10, 10 queries), "
+             "Adam 1e-3 halved every 1,250, weights chosen on 500 validation tasks",
+    ),
+    BayesConfig(
+        "sinusoid-bayes-sine", algorithm="sinusoid-bayes", prior="sine", iterations=1000, outer_lr=0.05, eval_every=100,
+        eval_tasks_during_training=500, checkpoint_every=500, select_on_validation=True,
+        note="Bayesian linear regression on (sin x, cos x); prior mean, covariance and noise fitted by empirical Bayes on "
+             "25,000 training tasks of 20 points (1,000 steps of 25); weights chosen on 500 validation tasks",
+    ),
+    BayesConfig(
+        "sinusoid-bayes-rbf", algorithm="sinusoid-bayes", prior="rbf", iterations=1000, outer_lr=0.05, eval_every=100,
+        eval_tasks_during_training=500, checkpoint_every=500, select_on_validation=True,
+        note="squared-exponential Gaussian process; length scale, signal variance, constant mean and noise fitted by "
+             "empirical Bayes on 25,000 training tasks of 20 points (1,000 steps of 25); weights chosen on 500 validation tasks",
+    ),
+    BayesConfig(
+        "sinusoid-bayes-features", algorithm="sinusoid-bayes", prior="features", n_features=16, hidden=40,
+        iterations=5000, outer_lr=1e-3, lr_decay_every=1250, eval_every=500, eval_tasks_during_training=500,
+        checkpoint_every=500, select_on_validation=True,
+        note="ALPaCA-style (Harrison et al. 2018): Bayesian linear regression on 16 features of a 1-40-40-16 ReLU network, "
+             "network and prior fitted together by empirical Bayes on the marginal likelihood of 20-point tasks (ALPaCA's "
+             "code maximises the predictive likelihood of 20 points given 0-10 others, with 128-128-32 tanh features); "
+             "5,000 steps of 25 tasks, Adam 1e-3 halved every 1,250; weights chosen on 500 validation tasks",
     ),
 ]}
 

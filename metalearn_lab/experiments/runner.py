@@ -89,6 +89,19 @@ def same_run(stored: dict[str, Any], requested: dict[str, Any]) -> bool:
     return ExperimentConfig.from_dict(stored).run_identity() == ExperimentConfig.from_dict(requested).run_identity()
 
 
+def _better(value: float, best: float | None, higher_is_better: bool) -> bool:
+    """Whether a validation ``value`` beats the best so far (``None``: nothing yet); NaN never does.
+
+    >>> _better(0.5, None, False), _better(0.4, 0.5, False), _better(0.4, 0.5, True), _better(float("nan"), None, True)
+    (True, True, False, False)
+    """
+    if value != value:
+        return False
+    if best is None:
+        return True
+    return value > best if higher_is_better else value < best
+
+
 def run_dir(name: str, runs: str | os.PathLike | None = None) -> Path:
     """The folder of a run: ``runs`` if given, else ``$METALEARN_LAB_RUNS/<name>`` (default ``./runs/<name>``)."""
     return Path(runs) if runs is not None else paths.runs_dir() / name
@@ -194,11 +207,16 @@ def train_experiment(
     start, history, spent = 0, History(), {"cpu_s": 0.0, "wall_s": 0.0}
     devices: list[str] = []
     machines: list[str] = []
+    select = bool(getattr(config, "select_on_validation", False))
+    best: dict[str, Any] = {}  # with select_on_validation: the weights with the best validation metric so far
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         _refuse_a_different_run(ckpt_path, ckpt, config, resuming=resume)
         if resume:
-            model.load_state_dict(ckpt["model"])
+            # a finished run that selected a checkpoint stores its last weights apart ("last_model")
+            model.load_state_dict(ckpt.get("last_model") or ckpt["model"])
+            if select and ckpt.get("best_model") is not None:
+                best.update(model=ckpt["best_model"], step=int(ckpt["best_step"]), metric=float(ckpt["best_metric"]))
             if optimizer is not None and ckpt.get("optimizer"):
                 optimizer.load_state_dict(ckpt["optimizer"])
             start, history = ckpt["step"], History.from_dict(ckpt["history"])
@@ -207,12 +225,14 @@ def train_experiment(
             devices = list(ckpt["metrics"].get("devices", []))
             machines = list(ckpt["metrics"].get("machines", []))
     step_core = recipe.make_step(config, model, optimizer, device)
+    position = {"step": start}  # steps done so far, for the validation record
 
     def step_fn(i):
         with _step_random_state(config, i, device):
             out_ = step_core(i)
         if scheduler is not None:
             scheduler.step()
+        position["step"] = i + 1
         return out_
 
     t_cpu, t_wall = time.process_time(), time.perf_counter()
@@ -225,14 +245,24 @@ def train_experiment(
         return {"cpu_s": spent["cpu_s"] + time.process_time() - t_cpu, "wall_s": spent["wall_s"] + time.perf_counter() - t_wall,
                 "devices": list(devices), "machines": list(machines)}
 
+    def extra():
+        out_ = {"scheduler": scheduler.state_dict() if scheduler is not None else None}
+        if best:
+            out_.update(best_model=best["model"], best_step=best["step"], best_metric=best["metric"])
+        return out_
+
     def on_checkpoint(step, hist):
         save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics=timings(), history=hist,
                         optimizer=optimizer, step=step, overwrite=True,  # same run (checked above)
-                        extra={"scheduler": scheduler.state_dict() if scheduler is not None else None})
+                        extra=extra())
 
     def evaluate_fn():
-        return evaluate_experiment(config, model, n_tasks=config.eval_tasks_during_training, device=device,
-                                   split="validation")["mean"]
+        value = evaluate_experiment(config, model, n_tasks=config.eval_tasks_during_training, device=device,
+                                    split="validation")["mean"]
+        if select and _better(value, best.get("metric"), recipe.higher_is_better):
+            best.update(model={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                        step=position["step"], metric=float(value))
+        return value
 
     lock = (test_tasks_locked(f"{config.name} was training") if recipe.has_validation(config)
             else contextlib.nullcontext())
@@ -246,7 +276,15 @@ def train_experiment(
         return {"paused": True, "experiment": config.name, "step": reached, "iterations": config.iterations,
                 "checkpoint": str(ckpt_path), **timings()}
     spent_now = timings()
+    last_model = None
+    if select:  # the last weights are a candidate too; the test tasks see only the chosen ones
+        if not history.eval_step or history.eval_step[-1] != config.iterations:
+            evaluate_fn()
+        last_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best["model"])
     results = evaluate_experiment(config, model, device=device, progress=progress)
+    if select:
+        results.update(selected_step=best["step"], selected_validation=best["metric"])
     results.update({
         "experiment": config.name, "config": config.to_dict(), "train_cpu_s": spent_now["cpu_s"],
         "train_wall_s": spent_now["wall_s"], "device": "+".join(devices) or device.type, "threads": torch.get_num_threads(),
@@ -255,7 +293,7 @@ def train_experiment(
     })
     save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics={**spent_now, "mean": results["mean"], "ci95": results["ci95"]},
                     history=history, optimizer=optimizer, step=config.iterations, overwrite=True,
-                    extra={"scheduler": scheduler.state_dict() if scheduler is not None else None})
+                    extra={**extra(), **({"last_model": last_model} if last_model is not None else {})})
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
