@@ -260,35 +260,81 @@ FAMILY_MAP = {
 }
 
 
-def draw_family_map(ax=None):
+def draw_family_map(ax=None, *, highlight=(), note=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
     Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
     described by Hospedales et al. 2021, §3.1). Bottom row: the source text's three approaches to fast learning
     (Bayesian, non-parametric, meta-learning) and how they relate to the columns.
 
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+    highlight : iterable of str
+        Family names (keys of :data:`FAMILY_MAP`) and method labels (e.g. ``"MAML (2017)"``) to
+        mark, for a lesson that places what it taught on the map: marked boxes get a thick red
+        edge, the other boxes fade. Empty (the default): the plain map.
+    note : str, optional
+        A line under the map saying what the marks mean.
+
     Returns
     -------
     matplotlib Axes
+
+    Raises
+    ------
+    ValueError
+        A name in ``highlight`` that is neither a family nor a method on the map (the message
+        lists the valid names).
+
+    Examples
+    --------
+    >>> ax = draw_family_map(highlight=["MAML (2017)"], note="this lesson: MAML")
+    >>> sorted(t.get_text() for t in ax.texts if t.get_fontweight() == "bold")[:1]
+    ['MAML (2017)']
     """
-    ax = diagram_axes(ax, (10, 5), 6.4)
+    marked = set(highlight)
+    known = set(FAMILY_MAP) | {m for info in FAMILY_MAP.values() for m in info["methods"]}
+    unknown = sorted(marked - known)
+    if unknown:
+        raise ValueError(f"highlight names {unknown} are not on the map; valid names: {sorted(known)}")
+
+    def style(name, family=None):
+        if not marked:
+            return {}
+        on = name in marked or (family is not None and family in marked)
+        return {"edgecolor": "tab:red", "linewidth": 2.5, "weight": "bold"} if on else {"alpha": 0.35}
+
+    ax = diagram_axes(ax, (10, 5.4 if note else 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
     for col, ((family, info), color) in enumerate(zip(FAMILY_MAP.items(), colors)):
         x = 0.15 + col * 3.3
-        diagram_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold")
-        ax.text(x + 1.5, 4.85, "learns " + info["learns"], ha="center", va="center", fontsize=7.5, style="italic")
+        family_style = style(family)
+        _map_box(ax, (x, 5.3), 3.0, 0.8, family, color, fontsize=10, weight="bold", **{k: v for k, v in family_style.items() if k != "weight"})
+        ax.text(x + 1.5, 4.85, "learns " + info["learns"], ha="center", va="center", fontsize=7.5, style="italic",
+                alpha=family_style.get("alpha", 1.0))
         for row, method in enumerate(info["methods"]):
-            diagram_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5)
+            _map_box(ax, (x + 0.25, 3.75 - row * 0.55), 2.5, 0.42, method, "white", fontsize=8.5, **style(method, family))
     ax.plot([0.1, 9.9], [1.75, 1.75], color="0.6", lw=0.8, ls=":")
     ax.text(5.0, 1.5, "fast learning (learning a new concept from one or a few examples): three approaches",
             ha="center", fontsize=8.5, weight="bold")
     fast = [("Bayesian", "prior + a few points → posterior\n(neural processes are a learned version)"),
             ("non-parametric", "keep the examples, compare with them\n(nearest neighbour; metric-based nets)"),
             ("meta-learning", "learn the prior / learner from many tasks\n(all three columns above)")]
-    for i, (name, note) in enumerate(fast):
-        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5)
+    for i, (name, note_text) in enumerate(fast):
+        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note_text}", "#eeeeee", fontsize=7.5)
     ax.set_title("A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
+    if note:
+        ax.text(5.0, -0.25, note, ha="center", va="top", fontsize=8.5, color="tab:red", wrap=True)
     return ax
+
+
+def _map_box(ax, xy, width, height, text, color, *, fontsize=9, weight="normal", edgecolor="0.3", linewidth=1.0, alpha=1.0):
+    """A box of the family map: :func:`diagram_box` with an edge and a transparency for highlighting."""
+    ax.add_patch(patches.FancyBboxPatch(xy, width, height, boxstyle="round,pad=0.02,rounding_size=0.03",
+                                         fc=color, ec=edgecolor, lw=linewidth, alpha=alpha))
+    ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=fontsize,
+            weight=weight, alpha=alpha, wrap=True)
 
 
 def plot_loss_curve(losses, *, smooth=20, ax=None, title="Meta-training loss", ylabel="query MSE after adaptation"):

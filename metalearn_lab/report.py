@@ -27,6 +27,10 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("omniglot-protonet-20w1s", "Omniglot 20-way 1-shot, ProtoNets", "≥ 95.0%", ("protonet-omniglot-20w1s",)),
     ("omniglot-reptile-5w1s", "Omniglot 5-way 1-shot, Reptile", "(no target)", ("reptile-omniglot-5w1s", "reptile-transductive-omniglot-5w1s")),
     ("omniglot-siamese", "Lake's 20-way within-alphabet one-shot runs, Siamese", "≥ 92%", ("siamese-koch", "humans-lake-runs")),
+    ("preference-maml", "personalisation (simulated users), MAML adapted to 5 ratings: MSE", "(no paper)", ()),
+    ("preference-pooled", "personalisation, one model that ignores the user: MSE", "(baseline)", ()),
+    ("point-robot-maml", "2-D point robot, MAML: return after 3 updates", "(no target)", ("maml-point-robot-3step",)),
+    ("point-robot-scratch", "2-D point robot, a policy learning from scratch: return after 15 updates", "(baseline)", ()),
 ]
 
 

@@ -29,7 +29,7 @@ def small(name: str):
 
 
 def needs_omniglot(name: str) -> bool:
-    return not EXPERIMENTS[name].algorithm.startswith("sinusoid")
+    return not EXPERIMENTS[name].algorithm.startswith(("sinusoid", "preference", "point-robot"))
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
@@ -51,6 +51,14 @@ def test_quick_config_trains_end_to_end(name, tmp_path, request):
         assert results["n_tasks"] == 10 and set(results["by_steps"]) == {"0", "1", "5", "10"}
     elif config.algorithm == "siamese":
         assert results["n_tasks"] == 400 and len(results["per_run"]) == 20
+    elif config.algorithm.startswith("preference"):  # MSE against each user's true curve, after each number of steps
+        assert results["n_tasks"] == 10 and results["mean"] >= 0
+        assert set(results["by_steps"]) == {str(s) for s in config.eval_steps}
+        assert str(results["chosen_steps"]) in results["by_steps"]
+    elif config.algorithm.startswith("point-robot"):  # average return after 0..eval_steps updates, one per goal
+        assert results["n_tasks"] == 10 and results["mean"] < 0
+        assert set(results["by_steps"]) == {str(j) for j in range(config.eval_steps + 1)}
+        assert len(results["per_task"]) == 10 and len(results["per_task"][0]) == config.eval_steps + 1
     else:
         assert results["n_tasks"] == 10 and 0.0 <= results["mean"] <= 1.0
 
@@ -206,3 +214,65 @@ def test_augmented_siamese_steps_differ_from_plain_ones(omniglot, monkeypatch):
         step = RECIPES["siamese"].make_step(config.replace(augment=augment), model, optimizer, torch.device("cpu"))
         step(0)
     assert seen["n"] == 16  # both images of 8 pairs, only when augment=True
+
+
+def test_keep_best_tests_the_weights_with_the_best_validation_score(tmp_path):
+    config = get_config("point-robot-maml", quick=True).replace(iterations=4, eval_every=1, outer_lr=3e-2)
+    assert RECIPES[config.algorithm].keep_best
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    scores = results["history"]["eval_metric"]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    assert results["selected"]["step"] == results["history"]["eval_step"][best]
+    assert results["selected"]["validation_mean"] == pytest.approx(scores[best])
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    for name, tensor in ckpt["best"]["model"].items():
+        assert torch.equal(ckpt["model"][name], tensor), name
+
+
+def test_keep_best_survives_a_pause(tmp_path):
+    config = get_config("point-robot-maml", quick=True).replace(iterations=4, eval_every=1, checkpoint_every=1)
+    train_experiment(config, out_dir=tmp_path, progress=False, time_limit=1e-9)  # pauses after the first step
+    paused = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert paused["step"] == 1 and paused["best"]["step"] == 1
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    assert results["selected"]["step"] in results["history"]["eval_step"]
+    assert results["history"]["eval_step"] == [1, 2, 3, 4]
+
+
+def test_scratch_agent_chooses_its_learning_rate_on_validation_goals(tmp_path):
+    config = get_config("point-robot-scratch", quick=True)
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    validation = ckpt["model"]["validation_returns"]
+    assert not bool(torch.isnan(validation).any()) and len(validation) == len(config.candidate_lrs)
+    best = config.candidate_lrs[int(validation.argmax())]
+    assert results["learning_rates"] == [best]
+    with pytest.raises(ValueError, match="iterations must equal the number of candidate_lrs"):
+        train_experiment(config.replace(iterations=1), out_dir=tmp_path / "other", progress=False)
+
+
+def test_preference_steps_are_chosen_on_validation_users():
+    config = get_config("preference-maml", quick=True)
+    model = build_model(config)
+    results = evaluate_experiment(config, model, n_tasks=10)
+    validation = results["validation_mse_by_steps"]
+    assert set(validation) == {str(s) for s in config.eval_steps}
+    assert str(results["chosen_steps"]) == min(validation, key=validation.get)
+    assert results["mean"] == results["by_steps"][str(results["chosen_steps"])]["mean"]
+    pooled = evaluate_experiment(get_config("preference-pooled", quick=True), model, n_tasks=10)
+    assert pooled["chosen_steps"] == 0 and pooled["validation_mse_by_steps"] == {}
+
+
+def test_new_test_sets_are_locked_while_training():
+    from metalearn_lab.experiments import point_robot_goals, preference_users
+    from metalearn_lab.experiments.splits import test_tasks_locked
+
+    config = get_config("point-robot-maml", quick=True)
+    with test_tasks_locked("a test"):
+        with pytest.raises(experiments.TestSetLocked):
+            point_robot_goals(config, "test")
+        with pytest.raises(experiments.TestSetLocked):
+            preference_users(get_config("preference-maml", quick=True), "test")
+        assert point_robot_goals(config, "validation").shape == (config.eval_tasks_during_training, 2)
+    with pytest.raises(ValueError, match="split must be 'validation' or 'test'"):
+        point_robot_goals(config, "train")

@@ -36,11 +36,15 @@ class Recipe(abc.ABC):
         The :class:`ExperimentConfig` subclass with this algorithm's fields.
     higher_is_better : bool
         Direction of the evaluation's ``"mean"`` (accuracy: True; MSE: False).
+    keep_best : bool
+        Test (and save) the weights with the best periodic validation score rather than the last
+        ones; for noisy training such as reinforcement learning. Needs ``config.eval_every``.
     """
 
     algorithm: ClassVar[str]
     config_class: ClassVar[type[ExperimentConfig]]
     higher_is_better: ClassVar[bool] = True
+    keep_best: ClassVar[bool] = False
 
     @abc.abstractmethod
     def build_model(self, config: ExperimentConfig) -> torch.nn.Module:

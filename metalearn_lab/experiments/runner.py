@@ -4,7 +4,8 @@ Training is seeded (task ``step`` of run ``seed`` is always the same), resumable
 with the optimizer's and the schedule's state every ``checkpoint_every`` steps, or when a time
 limit pauses the run) and writes ``<runs>/<name>/checkpoint.pt`` and ``<runs>/<name>/results.json``.
 Periodic evaluations during training use validation tasks; the test tasks are evaluated once,
-after the last step.
+after the last step. A recipe with ``keep_best = True`` keeps the weights with the best validation
+score, and those are the weights tested and saved at the end.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def train_experiment(
     start, history, spent = 0, History(), {"cpu_s": 0.0, "wall_s": 0.0}
     devices: list[str] = []
     machines: list[str] = []
+    # recipes with keep_best: the weights with the best validation score so far (what is tested at the end)
+    keep_best = bool(getattr(recipe, "keep_best", False) and config.eval_every)
+    best: dict[str, Any] | None = None
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         if not same_run(ckpt["config"], config.to_dict()):
@@ -141,6 +145,7 @@ def train_experiment(
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
             devices = list(ckpt["metrics"].get("devices", []))
             machines = list(ckpt["metrics"].get("machines", []))
+            best = ckpt.get("best") or None
     step_core = recipe.make_step(config, model, optimizer, device)
 
     def step_fn(i):
@@ -162,11 +167,17 @@ def train_experiment(
     def on_checkpoint(step, hist):
         save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics=timings(), history=hist,
                         optimizer=optimizer, step=step, overwrite=True,  # same run (checked above)
-                        extra={"scheduler": scheduler.state_dict() if scheduler is not None else None})
+                        extra={"scheduler": scheduler.state_dict() if scheduler is not None else None,
+                               **({"best": best} if best is not None else {})})
 
     def evaluate_fn():
-        return evaluate_experiment(config, model, n_tasks=config.eval_tasks_during_training, device=device,
-                                   split="validation")["mean"]
+        nonlocal best
+        value = evaluate_experiment(config, model, n_tasks=config.eval_tasks_during_training, device=device,
+                                    split="validation")["mean"]
+        if keep_best and (best is None or (value > best["metric"] if recipe.higher_is_better else value < best["metric"])):
+            best = {"step": history.step[-1] + 1, "metric": float(value),
+                    "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        return value
 
     lock = (test_tasks_locked(f"{config.name} was training") if recipe.has_validation(config)
             else contextlib.nullcontext())
@@ -180,7 +191,12 @@ def train_experiment(
         return {"paused": True, "experiment": config.name, "step": reached, "iterations": config.iterations,
                 "checkpoint": str(ckpt_path), **timings()}
     spent_now = timings()
+    if keep_best and best is not None:  # test the weights that validation chose, as Finn et al. (2017, A.2) keep the best
+        model.load_state_dict(best["model"])
     results = evaluate_experiment(config, model, device=device, progress=progress)
+    if keep_best and best is not None:
+        results["selected"] = {"step": best["step"], "validation_mean": best["metric"],
+                               "rule": "the checkpoint with the best validation score"}
     results.update({
         "experiment": config.name, "config": config.to_dict(), "train_cpu_s": spent_now["cpu_s"],
         "train_wall_s": spent_now["wall_s"], "device": "+".join(devices) or device.type, "threads": torch.get_num_threads(),
@@ -189,7 +205,8 @@ def train_experiment(
     })
     save_checkpoint(ckpt_path, model, config=config.to_dict(), metrics={**spent_now, "mean": results["mean"], "ci95": results["ci95"]},
                     history=history, optimizer=optimizer, step=config.iterations, overwrite=True,
-                    extra={"scheduler": scheduler.state_dict() if scheduler is not None else None})
+                    extra={"scheduler": scheduler.state_dict() if scheduler is not None else None,
+                           **({"best": best} if best is not None else {})})
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
