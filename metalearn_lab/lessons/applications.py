@@ -159,7 +159,7 @@ def plot_personalised(models, users: PreferenceBatch, settings, *, n_users: int 
                    label=f"{users.x_support.shape[1]} ratings")
         ax.set(xlabel="difficulty", title=f"user {i + 1}")
     axes[0, 0].set_ylabel("rating")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
