@@ -247,8 +247,15 @@ def test_scratch_agent_chooses_its_learning_rate_on_validation_goals(tmp_path):
     assert not bool(torch.isnan(validation).any()) and len(validation) == len(config.candidate_lrs)
     best = config.candidate_lrs[int(validation.argmax())]
     assert results["learning_rates"] == [best]
-    with pytest.raises(ValueError, match="iterations must equal the number of candidate_lrs"):
-        train_experiment(config.replace(iterations=1), out_dir=tmp_path / "other", progress=False)
+    # more iterations than candidates: each candidate is scored again on new episodes and keeps its mean score
+    twice = train_experiment(config.replace(iterations=2 * len(config.candidate_lrs)), out_dir=tmp_path / "twice",
+                             progress=False)
+    again = load_checkpoint(tmp_path / "twice" / "checkpoint.pt")["model"]["validation_returns"]
+    scores = twice["history"]["metric"]
+    n = len(config.candidate_lrs)
+    for c in range(n):
+        assert float(again[c]) == pytest.approx((scores[c] + scores[c + n]) / 2)
+        assert float(validation[c]) == pytest.approx(scores[c])
 
 
 def test_preference_steps_are_chosen_on_validation_users():

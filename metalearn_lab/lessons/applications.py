@@ -378,13 +378,20 @@ def plot_return_curves(curves: Mapping[str, Mapping[str, list[float]]], *, oracl
 
 
 def plot_episodes(ax, episodes: rl.Trajectories, task: int = 0, *, n_show: int = 10, color="tab:blue", label=None):
-    """Draw the paths of the first ``n_show`` episodes of ``task`` and its goal on ``ax``."""
+    """Draw the paths of the first ``n_show`` episodes of ``task`` and its goal on ``ax``.
+
+    All paths are one line with breaks between episodes (one artist: quick to draw, which the
+    pre-rendered explorer needs).
+    """
     mask = episodes.mask[task, :n_show].bool()
+    pieces = []
     for e in range(mask.shape[0]):
         steps = int(mask[e].sum())
-        path = torch.cat([episodes.observations[task, e, :steps], episodes.observations[task, e, steps - 1:steps]
-                          + episodes.actions[task, e, steps - 1:steps].clamp(-rl.ACTION_LIMIT, rl.ACTION_LIMIT)])
-        ax.plot(path[:, 0], path[:, 1], color=color, lw=0.9, alpha=0.7, label=label if e == 0 else None)
+        end = episodes.observations[task, e, steps - 1] + episodes.actions[task, e, steps - 1].clamp(-rl.ACTION_LIMIT,
+                                                                                                     rl.ACTION_LIMIT)
+        pieces += [episodes.observations[task, e, :steps], end[None], torch.full((1, 2), float("nan"))]
+    path = torch.cat(pieces).numpy()
+    ax.plot(path[:, 0], path[:, 1], color=color, lw=0.9, alpha=0.7, label=label)
     goal = episodes.goals[task]
     ax.plot([float(goal[0])], [float(goal[1])], "*", color="tab:red", ms=14, mec="k", zorder=5)
     ax.plot([0], [0], "ko", ms=4)
@@ -487,6 +494,40 @@ class RobotExplorer:
         display(self.ui)
 
 
+def robot_tryit(agents, *, positions=(-0.4, 0.0, 0.4), updates=(0, 1, 2, 3, 10), n_episodes: int = 40, seed: int = 0,
+                dpi: int = 60):
+    """The explorer pre-rendered for the book (:func:`metalearn_lab.tryit.explorer`): agent, goal and updates.
+
+    Every combination of agent, goal ``(x, y)`` with ``x, y`` in ``positions``, and number of
+    ``updates`` is drawn in advance; each agent adapts once per goal (to the largest number of
+    updates) and the frames show the stages on the way.
+    """
+    from metalearn_lab import tryit
+
+    updates = sorted({int(u) for u in updates})
+    stages: dict[tuple, list] = {}
+
+    def draw(agent, goal_x, goal_y, updates_done):
+        key = (agent, goal_x, goal_y)
+        if key not in stages:
+            stages[key] = adapted_episodes(agents, agent, torch.tensor([[goal_x, goal_y]]), steps=updates[-1],
+                                           n_episodes=n_episodes, seed=seed)
+        episodes = stages[key][updates_done]
+        fig, ax = plt.subplots(figsize=(3.4, 3.4))
+        plot_episodes(ax, episodes, 0, n_show=10)
+        ax.set_title(f"{agent}: {updates_done} update(s) = {updates_done * n_episodes} episodes\n"
+                     f"average return {float(episodes.returns().mean()):.1f}", fontsize=9)
+        return fig
+
+    names = list(agents)
+    return tryit.explorer(draw, {"agent": names, "goal_x": list(positions), "goal_y": list(positions),
+                                 "updates_done": updates},
+                          initial={"agent": names[0], "goal_x": positions[-1], "goal_y": positions[0],
+                                   "updates_done": updates[min(1, len(updates) - 1)]},
+                          labels={"agent": "agent", "goal_x": "goal x", "goal_y": "goal y", "updates_done": "updates"},
+                          title="The point robot adapting to a goal (pre-rendered)", dpi=dpi)
+
+
 def robot_widget(agents, **kwargs) -> RobotExplorer:
     """Build the "Try it" explorer for the point robot; display it by leaving it last in a cell."""
     return RobotExplorer(agents, **kwargs)
@@ -495,5 +536,6 @@ def robot_widget(agents, **kwargs) -> RobotExplorer:
 __all__ = [
     "LEARNERS", "RobotExplorer", "adapted_episodes", "check_personalise", "check_policy_gradient_loss",
     "check_reward_to_go", "choose_on_validation", "learner_table", "plot_episodes", "plot_personalised",
-    "plot_return_curves", "plot_users", "return_curves", "robot_adaptation_figure", "robot_widget", "score_learners",
+    "plot_return_curves", "plot_users", "return_curves", "robot_adaptation_figure", "robot_tryit", "robot_widget",
+    "score_learners",
 ]

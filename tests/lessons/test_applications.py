@@ -216,3 +216,12 @@ def test_explorer_responds_to_every_control(agents):
     assert "from scratch: 2 update(s) = 8 episodes" in explorer.ax.get_title()
     with pytest.raises(ValueError, match="at least one agent"):
         lesson.robot_widget({})
+
+
+def test_pre_rendered_explorer_has_every_frame(agents):
+    explorer = lesson.robot_tryit(agents, positions=(-0.3, 0.3), updates=(0, 2), n_episodes=3)
+    assert len(explorer.frames) == 2 * 2 * 2 * 2
+    assert explorer.frame(agent="MAML", goal_x=0.3, goal_y=-0.3, updates_done=2) != \
+        explorer.frame(agent="MAML", goal_x=0.3, goal_y=-0.3, updates_done=0)
+    assert explorer.initial == {"agent": "MAML", "goal_x": 0.3, "goal_y": -0.3, "updates_done": 2}
+    assert "goal x" in explorer.html()

@@ -63,7 +63,7 @@ class PointRobotConfig(ExperimentConfig):
 
     def quick(self) -> "PointRobotConfig":
         candidates = self.candidate_lrs[:2]
-        return super().quick().replace(iterations=len(candidates) if candidates else min(self.iterations, 2),
+        return super().quick().replace(iterations=min(self.iterations, 2),
                                        candidate_lrs=candidates, meta_batch_size=4, n_episodes=4, horizon=20,
                                        eval_steps=min(self.eval_steps, 2), eval_episodes=4, eval_tasks=4,
                                        eval_tasks_during_training=4)
@@ -146,7 +146,7 @@ class PointRobotMAML(Recipe):
 
 
 class PointRobotScratch(PointRobotMAML):
-    """No meta-training: a fresh policy per task; training step ``i`` scores candidate learning rate ``i`` on validation goals."""
+    """No meta-training: a fresh policy per task; training step ``i`` scores candidate learning rate ``i mod n`` on validation goals."""
 
     algorithm = "point-robot-scratch"
     keep_best = False
@@ -161,17 +161,19 @@ class PointRobotScratch(PointRobotMAML):
 
     def make_step(self, config, model, optimizer, device):
         n = len(config.candidate_lrs)
-        if config.iterations != n:
-            raise ValueError(f"{config.name}: iterations must equal the number of candidate_lrs ({n}), got {config.iterations}")
 
         def step(i):
-            rate = config.candidate_lrs[i]
+            # step i scores candidate i mod n; a candidate scored again (iterations > n) on new episodes of the same
+            # validation goals keeps the mean of its scores, so more iterations give a less noisy choice
+            candidate, repeat = i % n, i // n
             goals = point_robot_goals(config, "validation")
-            curve = adaptation_curve(config, model, goals, lrs=[rate], seed=config.eval_seed + 3)
+            curve = adaptation_curve(config, model, goals, lrs=[config.candidate_lrs[candidate]],
+                                     seed=config.eval_seed + 3 + 1000 * repeat)
             # the return collected while learning, averaged over all stages (the area under the learning curve):
             # a rate that gets there in the end after wrecking the first episodes is not a fast learner
             score = float(curve.mean())
-            model.validation_returns[i] = score
+            old = float(model.validation_returns[candidate])
+            model.validation_returns[candidate] = score if repeat == 0 else old + (score - old) / (repeat + 1)
             return {"loss": -score, "metric": score}
 
         return step
