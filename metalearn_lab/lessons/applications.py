@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from metalearn_lab import rl
 from metalearn_lab.baselines import fit_from_scratch_batch
+from metalearn_lab.controls import fit_labels, show_png
 from metalearn_lab.data.preferences import PreferenceBatch, PreferenceTasks
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 from metalearn_lab.maml import adapt_and_predict
@@ -456,14 +457,14 @@ class RobotExplorer:
             raise ValueError("agents must hold at least one agent, e.g. {'MAML': (policy, {'lrs': [0.5]})}")
         self.agents = dict(agents)
         self.n_episodes, self.seed = n_episodes, seed
-        style = {"description_width": "90px"}
-        self.goal_x = widgets.FloatSlider(value=goal[0], min=-0.5, max=0.5, step=0.05, description="goal x", style=style)
-        self.goal_y = widgets.FloatSlider(value=goal[1], min=-0.5, max=0.5, step=0.05, description="goal y", style=style)
-        self.steps = widgets.IntSlider(value=steps, min=0, max=max_steps, description="updates", style=style)
-        self.agent = widgets.Dropdown(options=list(self.agents), description="agent", style=style)
+        self.goal_x = widgets.FloatSlider(value=goal[0], min=-0.5, max=0.5, step=0.05, description="goal x")
+        self.goal_y = widgets.FloatSlider(value=goal[1], min=-0.5, max=0.5, step=0.05, description="goal y")
+        self.steps = widgets.IntSlider(value=steps, min=0, max=max_steps, description="updates")
+        self.agent = widgets.Dropdown(options=list(self.agents), description="agent")
+        fit_labels(self.goal_x, self.goal_y, self.steps, self.agent)
         self.output = widgets.Output()
-        self.fig = Figure(figsize=(4.2, 4.0))
-        self.ax = self.fig.subplots()
+        self.fig = Figure(figsize=(4.2, 4.2))
+        self.ax = self.fig.add_axes((0.14, 0.1, 0.8, 0.74))  # room for the two-line title inside the figure
         self.returns: float = float("nan")
         for w in (self.goal_x, self.goal_y, self.steps, self.agent):
             w.observe(self.update, names="value")
@@ -473,7 +474,7 @@ class RobotExplorer:
 
     def update(self, _change=None) -> None:
         """Adapt the chosen agent to the chosen goal and redraw."""
-        from IPython.display import clear_output, display
+        from IPython.display import clear_output
 
         goals = torch.tensor([[float(self.goal_x.value), float(self.goal_y.value)]])
         steps = int(self.steps.value)
@@ -486,7 +487,7 @@ class RobotExplorer:
                           f"average return {self.returns:.1f}", fontsize=9)
         with self.output:
             clear_output(wait=True)
-            display(self.fig)
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display

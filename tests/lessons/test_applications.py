@@ -5,13 +5,11 @@ point-robot explorer."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
-import jupytext
+import _exercise_cells as cells  # tests/lessons/_exercise_cells.py
 import matplotlib
 import pytest
 import torch
-import torch.nn.functional as F
 
 from metalearn_lab import rl
 from metalearn_lab.data.preferences import PreferenceTasks
@@ -19,33 +17,24 @@ from metalearn_lab.lessons import applications as lesson
 from metalearn_lab.models import SineMLP
 
 matplotlib.use("Agg")
-LESSON = Path(__file__).resolve().parents[2] / "notebooks" / "10_applications.md"
+CHECKERS = ["check_personalise", "check_reward_to_go", "check_policy_gradient_loss"]
 
 
-def cell_function(name: str):
-    """The function ``name`` as defined by the lesson's own code cell (skeleton or solution)."""
-    cells = [c for c in jupytext.read(LESSON).cells if c.cell_type == "code" and f"def {name}(" in c.source]
-    assert len(cells) == 1, f"expected one cell defining {name}, found {len(cells)}"
-    source = "\n".join(line for line in cells[0].source.splitlines() if not line.startswith("lesson.check_"))
-    namespace = {"torch": torch, "F": F, "copy": copy}
-    exec(compile(source, str(LESSON), "exec"), namespace)
-    return namespace[name]
-
-
-EXERCISES = [
-    (lesson.check_personalise, "personalise"),
-    (lesson.check_reward_to_go, "reward_to_go"),
-    (lesson.check_policy_gradient_loss, "policy_gradient_loss"),
-]
-
-
-@pytest.mark.parametrize(("check", "name"), EXERCISES, ids=[n for _, n in EXERCISES])
-def test_skeleton_is_not_attempted_and_solution_passes(check, name, capsys):
-    assert check.run(cell_function(name)).status == "not attempted"
-    result = check.run(cell_function(f"{name}_solution"))
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_skeleton_is_not_attempted_and_solution_passes(checker, capsys):
+    check = getattr(lesson, checker)
+    result = check.run(cells.run_skeleton("applications", checker))
+    assert result.status == "not attempted" and "returned None" in result.message, result
+    solution = cells.run_solution("applications", checker)
+    result = check.run(solution)
     assert result.status == "passed", result.message
-    check(cell_function(f"{name}_solution"))
+    check(solution)
     assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_nothing_after_the_exercise_uses_the_students_answer(checker):
+    assert cells.later_uses_of_answer("applications", checker) == [], "later cells must use the library, not the answer"
 
 
 # ------------------------------------------------------------------ Exercise 1: personalise
