@@ -305,7 +305,7 @@ def family_map_names() -> list[str]:
     return names + list(FAST_LEARNING)
 
 
-def draw_family_map(ax=None, *, highlight=None, title=None):
+def draw_family_map(ax=None, *, highlight=None, title=None, note=None):
     """The three families of meta-learning with their methods, and the fast-learning view beside them.
 
     Columns: optimisation-based, model-based (black-box), metric-based (the usual taxonomy, as
@@ -321,6 +321,8 @@ def draw_family_map(ax=None, *, highlight=None, title=None):
         taught sits on the map. ``None`` draws the plain map.
     title : str, optional
         Replaces the default title.
+    note : str, optional
+        A line under the map saying what the marks mean.
 
     Returns
     -------
@@ -350,7 +352,7 @@ def draw_family_map(ax=None, *, highlight=None, title=None):
             return {"edgecolor": HIGHLIGHT_COLOR, "linewidth": 2.5}
         return {"alpha": 0.35}
 
-    ax = diagram_axes(ax, (10, 5), 6.4)
+    ax = diagram_axes(ax, (10, 5.4 if note else 5), 6.4)
     colors = ["#d9ead3", "#cfe2f3", "#fff2cc"]
     for col, ((family, info), color) in enumerate(zip(FAMILY_MAP.items(), colors)):
         x = 0.15 + col * 3.3
@@ -364,6 +366,8 @@ def draw_family_map(ax=None, *, highlight=None, title=None):
     for i, (name, note) in enumerate(FAST_LEARNING.items()):
         diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5, **style(name))
     ax.set_title(title or "A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
+    if note:
+        ax.text(5.0, -0.25, note, ha="center", va="top", fontsize=8.5, color=HIGHLIGHT_COLOR, wrap=True)
     return ax
 
 

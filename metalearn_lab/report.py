@@ -34,6 +34,10 @@ TARGETS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("sinusoid-bayes-features", "sinusoid, Bayes on meta-learned features (ALPaCA-style), K=5 MSE", "(no target)", ()),
     ("sinusoid-cnp", "sinusoid, conditional neural process, K=5 MSE", "(no target)", ()),
     ("sinusoid-transformer", "sinusoid, in-context transformer, K=5 MSE", "(no target)", ()),
+    ("preference-maml", "personalisation (simulated users), MAML adapted to 5 ratings: MSE", "(no paper)", ()),
+    ("preference-pooled", "personalisation, one model that ignores the user: MSE", "(baseline)", ()),
+    ("point-robot-maml", "2-D point robot, MAML: return after 3 updates", "(no target)", ("maml-point-robot-3step",)),
+    ("point-robot-scratch", "2-D point robot, a policy learning from scratch: return after 15 updates", "(baseline)", ()),
 ]
 
 #: Experiments evaluated at several K (``by_k_shot`` in their results), for :func:`k_shot_table`.

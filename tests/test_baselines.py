@@ -81,3 +81,48 @@ def test_kernel_regression_between_nearest_neighbour_and_the_mean():
 def test_bad_regression_arguments_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call(*_regression_sets())
+
+
+# ---------------------------------------------------------------- fit_from_scratch_batch
+def test_fit_from_scratch_batch_equals_one_run_per_task():
+    from metalearn_lab.baselines import fit_from_scratch, fit_from_scratch_batch
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 5, 1, generator=generator) * 6 - 3
+    y = torch.sin(x) + 0.1 * torch.randn(x.shape, generator=generator)
+    grid = torch.linspace(-3, 3, 9)[:, None]
+    batched = fit_from_scratch_batch(x, y, grid.expand(4, -1, -1), steps=40, lr=1e-2, seed=3)
+    for i in range(4):
+        single = fit_from_scratch(x[i], y[i], grid, steps=40, lr=1e-2, seed=3 + i, record_every=40)
+        torch.testing.assert_close(batched[i, :, 0], single["predictions"][-1], atol=1e-5, rtol=1e-4)
+
+
+def test_fit_from_scratch_batch_records_every_requested_step_count():
+    from metalearn_lab.baselines import fit_from_scratch_batch
+
+    x = torch.linspace(-2, 2, 5).expand(2, 5)[..., None]
+    y = x**2
+    recorded = fit_from_scratch_batch(x, y, x, record_at=(0, 10, 30))
+    assert sorted(recorded) == [0, 10, 30]
+    torch.testing.assert_close(recorded[30], fit_from_scratch_batch(x, y, x, steps=30))
+    errors = {s: float(((p - y) ** 2).mean()) for s, p in recorded.items()}
+    assert errors[30] < errors[0]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"steps": -1}, "steps must be an integer >= 0"), ({"lr": 0.0}, "lr must be a finite number > 0"),
+    ({"record_at": ()}, "record_at must name at least one"), ({"record_at": (-2,)}, "record_at must be an integer >= 0"),
+])
+def test_fit_from_scratch_batch_refuses_bad_arguments(kwargs, message):
+    from metalearn_lab.baselines import fit_from_scratch_batch
+
+    x = torch.zeros(2, 3, 1)
+    with pytest.raises(ValueError, match=message):
+        fit_from_scratch_batch(x, x, x, **kwargs)
+
+
+def test_fit_from_scratch_batch_refuses_mismatched_shapes():
+    from metalearn_lab.baselines import fit_from_scratch_batch
+
+    with pytest.raises(ValueError, match=r"x_support and y_support must be \[n_tasks, K, 1\]"):
+        fit_from_scratch_batch(torch.zeros(2, 3, 1), torch.zeros(2, 4, 1), torch.zeros(2, 3, 1))

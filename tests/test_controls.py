@@ -60,7 +60,9 @@ def _try_it_figures(monkeypatch):
     """The figures each Try-it shows with ``show_png(fig)`` (untrimmed), on small stand-in data."""
     import torch
 
+    from metalearn_lab import rl
     from metalearn_lab.lessons import (
+        applications,
         maml_math,
         maml_omniglot,
         maml_sinusoid,
@@ -84,6 +86,8 @@ def _try_it_figures(monkeypatch):
     yield "siamese_contrastive threshold", shown[-1]
     model = Conv4(out_features=5, track_running_stats=False)
     yield "maml_omniglot", maml_omniglot.omniglot_adaptation_widget({"MAML": model}, classes).fig
+    agents = {"MAML (meta-trained)": (rl.GaussianPolicy(), {"lrs": [0.5]})}
+    yield "applications", applications.robot_widget(agents, steps=0, n_episodes=2).fig
 
 
 def test_try_it_figures_shown_untrimmed_fit_in_their_box(monkeypatch):

@@ -34,3 +34,9 @@ def test_every_name_on_the_map_can_be_highlighted_and_unknown_ones_are_refused()
         plt.close(drawing.draw_family_map(highlight=[name]).figure)
     with pytest.raises(ValueError, match="not on the map"):
         drawing.draw_family_map(highlight=["MAML"])
+
+
+def test_a_note_under_the_map_says_what_the_marks_mean():
+    ax = drawing.draw_family_map(highlight=["MAML (2017)"], note="this lesson: MAML")
+    assert "this lesson: MAML" in [t.get_text() for t in ax.texts]
+    plt.close(ax.figure)

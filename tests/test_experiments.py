@@ -30,7 +30,7 @@ def small(name: str):
 
 
 def needs_omniglot(name: str) -> bool:
-    return not EXPERIMENTS[name].algorithm.startswith("sinusoid")
+    return not EXPERIMENTS[name].algorithm.startswith(("sinusoid", "preference", "point-robot"))
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
@@ -61,6 +61,14 @@ def test_quick_config_trains_end_to_end(name, tmp_path, request):
         assert results["selected_step"] == config.iterations  # quick configs validate only at the end
     elif config.algorithm == "siamese":
         assert results["n_tasks"] == 400 and len(results["per_run"]) == 20
+    elif config.algorithm.startswith("preference"):  # MSE against each user's true curve, after each number of steps
+        assert results["n_tasks"] == 10 and results["mean"] >= 0
+        assert set(results["by_steps"]) == {str(s) for s in config.eval_steps}
+        assert str(results["chosen_steps"]) in results["by_steps"]
+    elif config.algorithm.startswith("point-robot"):  # average return after 0..eval_steps updates, one per goal
+        assert results["n_tasks"] == 10 and results["mean"] < 0
+        assert set(results["by_steps"]) == {str(j) for j in range(config.eval_steps + 1)}
+        assert len(results["per_task"]) == 10 and len(results["per_task"][0]) == config.eval_steps + 1
     else:
         assert results["n_tasks"] == 10 and 0.0 <= results["mean"] <= 1.0
 
@@ -530,3 +538,49 @@ def test_selection_survives_a_pause(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["best_step"] == 2
     results = train_experiment(config, out_dir=tmp_path / "run", progress=False)
     assert results["selected_step"] == 2 and results["selected_validation"] == 1.0
+
+
+def test_scratch_agent_chooses_its_learning_rate_on_validation_goals(tmp_path):
+    config = get_config("point-robot-scratch", quick=True)
+    results = train_experiment(config, out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    validation = ckpt["model"]["validation_returns"]
+    assert not bool(torch.isnan(validation).any()) and len(validation) == len(config.candidate_lrs)
+    best = config.candidate_lrs[int(validation.argmax())]
+    assert results["learning_rates"] == [best]
+    # more iterations than candidates: each candidate is scored again on new episodes and keeps its mean score
+    twice = train_experiment(config.replace(iterations=2 * len(config.candidate_lrs)), out_dir=tmp_path / "twice",
+                             progress=False)
+    again = load_checkpoint(tmp_path / "twice" / "checkpoint.pt")["model"]["validation_returns"]
+    scores = twice["history"]["metric"]
+    n = len(config.candidate_lrs)
+    for c in range(n):
+        assert float(again[c]) == pytest.approx((scores[c] + scores[c + n]) / 2)
+        assert float(validation[c]) == pytest.approx(scores[c])
+
+
+def test_preference_steps_are_chosen_on_validation_users():
+    config = get_config("preference-maml", quick=True)
+    model = build_model(config)
+    results = evaluate_experiment(config, model, n_tasks=10)
+    validation = results["validation_mse_by_steps"]
+    assert set(validation) == {str(s) for s in config.eval_steps}
+    assert str(results["chosen_steps"]) == min(validation, key=validation.get)
+    assert results["mean"] == results["by_steps"][str(results["chosen_steps"])]["mean"]
+    pooled = evaluate_experiment(get_config("preference-pooled", quick=True), model, n_tasks=10)
+    assert pooled["chosen_steps"] == 0 and pooled["validation_mse_by_steps"] == {}
+
+
+def test_new_test_sets_are_locked_while_training():
+    from metalearn_lab.experiments import point_robot_goals, preference_users
+    from metalearn_lab.experiments.splits import test_tasks_locked
+
+    config = get_config("point-robot-maml", quick=True)
+    with test_tasks_locked("a test"):
+        with pytest.raises(experiments.TestSetLocked):
+            point_robot_goals(config, "test")
+        with pytest.raises(experiments.TestSetLocked):
+            preference_users(get_config("preference-maml", quick=True), "test")
+        assert point_robot_goals(config, "validation").shape == (config.eval_tasks_during_training, 2)
+    with pytest.raises(ValueError, match="split must be 'validation' or 'test'"):
+        point_robot_goals(config, "train")

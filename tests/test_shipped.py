@@ -37,8 +37,10 @@ def test_shipped_checkpoint_reproduces_its_metric(name):
     torch.manual_seed(0)
     result = evaluate_experiment(config, model, n_tasks=entry["check_subset"]["n_tasks"])
     expected = entry["check_subset"]["mean"]
-    if config.algorithm.startswith("sinusoid"):
+    if config.algorithm.startswith(("sinusoid", "preference")):  # mean squared errors
         assert result["mean"] == pytest.approx(expected, rel=1e-3)
+    elif config.algorithm.startswith("point-robot"):  # returns of sampled episodes: a flipped termination moves them a little
+        assert result["mean"] == pytest.approx(expected, rel=2e-2), f"{name}: {result['mean']:.3f} vs manifest {expected:.3f}"
     else:  # accuracy: allow a couple of flipped predictions across CPUs
         assert abs(result["mean"] - expected) <= 0.01, f"{name}: {result['mean']:.4f} vs manifest {expected:.4f}"
 

@@ -1,4 +1,4 @@
-"""Data for the lessons: sinusoid tasks, Omniglot (find, check, download, cache) and Lake's one-shot runs."""
+"""Data for the lessons: sinusoid tasks, users' preference curves, Omniglot (find, check, download, cache) and Lake's one-shot runs."""
 
 from metalearn_lab.data.lake_runs import (
     LakeRun,
@@ -19,6 +19,7 @@ from metalearn_lab.data.omniglot import (
     rotation_split_indices,
     validate_omniglot_zip,
 )
+from metalearn_lab.data.preferences import PreferenceBatch, PreferenceTasks, preference_curve
 from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
 
 __all__ = [
@@ -40,4 +41,7 @@ __all__ = [
     "score_lake_runs",
     "validate_lake_runs_zip",
     "validate_omniglot_zip",
+    "PreferenceBatch",
+    "PreferenceTasks",
+    "preference_curve",
 ]

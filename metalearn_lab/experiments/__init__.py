@@ -17,6 +17,8 @@ from metalearn_lab.experiments.config import ExperimentConfig
 from metalearn_lab.experiments.published import TABLE as PUBLISHED
 from metalearn_lab.experiments.published import Published, published
 from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipes.point_robot import point_robot_goals
+from metalearn_lab.experiments.recipes.preference import preference_users, user_mse
 from metalearn_lab.experiments.registry import EXPERIMENTS, RECIPES, get_config, recipe_for
 from metalearn_lab.experiments.runner import (
     build_model,
@@ -41,4 +43,5 @@ __all__ = [
     "background_classes", "build_model", "evaluate_experiment", "get_config", "load_experiment", "omniglot_splits",
     "omniglot_test_tasks", "omniglot_validation_tasks", "published", "recipe_for", "run_dir", "same_run",
     "sinusoid_test_tasks", "sinusoid_validation_tasks", "step_generator", "train_experiment",
+    "point_robot_goals", "preference_users", "user_mse",
 ]

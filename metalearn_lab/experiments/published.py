@@ -143,6 +143,15 @@ TABLE: tuple[Published, ...] = (
                 "fine-tuned with an automatically tuned step size (§5.1; the figures' legends show 0.01 at K = 5 and "
                 "0.02 at K = 10); our baseline is fine-tuned with 0.01; no interval reported")
       for steps, value in ((1, 2.41), (5, 2.23), (10, 2.19))),
+    # ---- 2-D point robot ("2D navigation"), meta-reinforcement learning (Finn et al. 2017, §5.3, Appendix C.2, Table 4)
+    *(Published(f"maml-point-robot-{steps}step", value, None, "", "Finn et al. 2017", "Appendix C.2, Table 4 (arXiv v3)",
+                f"2-D point robot, average return after {steps} policy-gradient update(s), MAML", None,
+                "goals uniform in [-0.5, 0.5]^2, horizon 100, reward minus the distance to the goal (the paper's text says "
+                "squared distance; the authors' code uses the distance); meta-trained with TRPO, meta-batch 20, one inner "
+                "step of α = 0.1 on 20 episodes (Appendix A.2; their script uses 0.5), up to 500 meta-iterations, best "
+                "model kept; tested with 40 episodes per update, α = 0.1 then 0.05; number of test goals and any "
+                "interval not reported")
+      for steps, value in ((0, -40.41), (1, -11.68), (2, -3.33), (3, -3.23))),
 )
 
 _BY_KEY = {entry.key: entry for entry in TABLE}

@@ -12,6 +12,8 @@ from metalearn_lab.experiments.recipe import Recipe
 from metalearn_lab.experiments.recipes.bayes import BayesConfig, SinusoidBayes
 from metalearn_lab.experiments.recipes.blackbox import BlackBoxConfig, SinusoidBlackBox
 from metalearn_lab.experiments.recipes.maml import MAMLConfig, OmniglotMAML
+from metalearn_lab.experiments.recipes.point_robot import PointRobotConfig, PointRobotMAML, PointRobotScratch
+from metalearn_lab.experiments.recipes.preference import PreferenceConfig, PreferenceMAML, PreferencePooled
 from metalearn_lab.experiments.recipes.protonet import ProtoNet, ProtoNetConfig
 from metalearn_lab.experiments.recipes.reptile import Reptile, ReptileConfig
 from metalearn_lab.experiments.recipes.siamese import Siamese, SiameseConfig
@@ -27,6 +29,10 @@ RECIPES: dict[str, Recipe] = {r.algorithm: r for r in (
     Siamese(),
     SinusoidBlackBox(),
     SinusoidBayes(),
+    PreferenceMAML(),
+    PreferencePooled(),
+    PointRobotMAML(),
+    PointRobotScratch(),
 )}
 
 
@@ -122,6 +128,27 @@ EXPERIMENTS: dict[str, ExperimentConfig] = {c.name: c for c in [
              "network and prior fitted together by empirical Bayes on the marginal likelihood of 20-point tasks (ALPaCA's "
              "code maximises the predictive likelihood of 20 points given 0-10 others, with 128-128-32 tanh features); "
              "5,000 steps of 25 tasks, Adam 1e-3 halved every 1,250; weights chosen on 500 validation tasks",
+    ),
+    PreferenceConfig(
+        "preference-maml", algorithm="preference-maml", iterations=20000, eval_every=2000, checkpoint_every=2000,
+        note="simulated users (preference curves over difficulty); test-time steps chosen on 100 validation users",
+    ),
+    PreferenceConfig(
+        "preference-pooled", algorithm="preference-pooled", iterations=20000, eval_every=2000, checkpoint_every=2000,
+        note="the same users pooled into one regression: a model that ignores who is asking",
+    ),
+    PointRobotConfig(
+        "point-robot-maml", algorithm="point-robot-maml", iterations=500, eval_every=25, checkpoint_every=10,
+        select_on_validation=True,
+        note="Finn et al. (2017, §5.3, A.2) meta-train with TRPO for up to 500 iterations of 20 goals (their script: 100 of 40); "
+             "this run: Adam 1e-3, 500 iterations of 20 goals x 20 episodes, inner step 0.5 (their script's value), one CPU "
+             "thread; the weights with the best return on 20 validation goals are kept",
+    ),
+    PointRobotConfig(
+        "point-robot-scratch", algorithm="point-robot-scratch", iterations=3, candidate_lrs=(3e-3, 1e-2, 3e-2),
+        eval_optimizer="adam", eval_steps=15, checkpoint_every=1,
+        note="no meta-training: a fresh policy learns each goal with Adam; its learning rate is the one that collects the "
+             "most return over 15 updates on 20 validation goals",
     ),
 ]}
 

@@ -4,7 +4,8 @@ Training is seeded (task ``step`` of run ``seed`` is always the same), resumable
 with the optimizer's and the schedule's state every ``checkpoint_every`` steps, or when a time
 limit pauses the run) and writes ``<runs>/<name>/checkpoint.pt`` and ``<runs>/<name>/results.json``.
 Periodic evaluations during training use validation tasks; the test tasks are evaluated once,
-after the last step.
+after the last step. A config with ``select_on_validation=True`` keeps the weights with the best
+validation score (the last weights compete too), and those are the weights tested and saved at the end.
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def train_experiment(
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
             devices = list(ckpt["metrics"].get("devices", []))
             machines = list(ckpt["metrics"].get("machines", []))
+            best = ckpt.get("best") or None
     step_core = recipe.make_step(config, model, optimizer, device)
     position = {"step": start}  # steps done so far, for the validation record
 
