@@ -19,11 +19,12 @@ from metalearn_lab.data.omniglot import (
     rotation_split_indices,
     validate_omniglot_zip,
 )
-from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
+from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTaskPool, SinusoidTasks, sinusoid
 
 __all__ = [
     "SinusoidBatch",
     "SinusoidTasks",
+    "SinusoidTaskPool",
     "sinusoid",
     "OMNIGLOT_MD5",
     "OMNIGLOT_URLS",
