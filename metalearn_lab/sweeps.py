@@ -415,11 +415,11 @@ SWEEPS: dict[str, Sweep] = {s.name: s for s in [
     ),
     Sweep(
         "sinusoid-task-pool", "sinusoid-maml",
-        grid={"n_train_tasks": (10, 100, 1000, 0)},
+        grid={"n_train_tasks": (1, 3, 10, 100, 1000, 0)},
         fixed={**SHORT_RUN, "iterations": 4000, "seed": 0, "eval_steps": (1, 10)},
         train_tasks=200,
         quick_grid={"n_train_tasks": (10, 0)},
-        note="MAML on a pool of 10, 100 or 1,000 distinct sinusoid tasks, or a new task every time (0), "
+        note="MAML on a pool of 1, 3, 10, 100 or 1,000 distinct sinusoid tasks, or a new task every time (0), "
              "with the same budget: 4,000 meta-steps of 25 tasks (100,000 task draws); validation and test on new tasks",
     ),
 ]}
