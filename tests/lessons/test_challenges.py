@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import math
-import re
+import sys
 from pathlib import Path
 
 import jupytext
@@ -20,8 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from metalearn_lab.lessons import challenges as lesson  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _exercise_cells import later_uses_of_answer, run_skeleton, run_solution  # noqa: E402
+
+SLUG = "challenges"
+
 LESSON = Path(__file__).resolve().parents[2] / "notebooks" / "11_challenges.md"
-CHECK_LINE = re.compile(r"^lesson\.(check_\w+)\((\w+)\)\s*$", re.MULTILINE)
 
 
 def _cells():
@@ -40,14 +44,7 @@ def _namespace(*sources: str) -> dict:
 
 def _exercise(checker_name: str):
     """(skeleton answer, solution answer) of the exercise checked by ``lesson.<checker_name>``."""
-    cells = _cells()
-    for i, cell in enumerate(cells):
-        calls = CHECK_LINE.findall(cell.source)
-        if calls and calls[0][0] == checker_name and "solution" not in cell.metadata.get("tags", []):
-            answer = calls[0][1]
-            return (_namespace(cells[i - 1].source)[answer],
-                    _namespace(cells[i + 1].source)[answer + "_solution"])
-    raise LookupError(checker_name)
+    return run_skeleton(SLUG, checker_name), run_solution(SLUG, checker_name)
 
 
 def _script():
@@ -66,6 +63,11 @@ def test_skeleton_is_not_attempted_and_solution_passes(checker_name):
     assert check.run(skeleton).status == "not attempted"
     result = check.run(solution)
     assert result.status == "passed", result.message
+
+
+@pytest.mark.parametrize("checker_name", ["check_choose_point", "check_fixed_meta_gradient", "check_fixed_evaluate"])
+def test_nothing_after_an_exercise_uses_the_answer(checker_name):
+    assert later_uses_of_answer(SLUG, checker_name) == []
 
 
 def _choose_by(metric, sign=1):
