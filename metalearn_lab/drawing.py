@@ -404,3 +404,29 @@ def plot_adaptation_curve(steps, curves, *, references=None, ax=None, chance=Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def place_on_family_map(highlight, note):
+    """Lesson 01's map (:func:`draw_family_map`) with a lesson's methods marked and a line saying what it taught.
+
+    Marks the names in ``highlight`` when :func:`draw_family_map` accepts ``highlight=`` (and
+    passes ``note=`` when it accepts that too); otherwise draws the plain map with ``note`` under
+    it, so a lesson runs whichever version of the map it meets. Returns the map's Axes.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> ax = place_on_family_map(["MAML (2017)"], "this lesson: MAML")
+    >>> any("MAML (2017)" in t.get_text() for t in ax.texts)
+    True
+    """
+    import inspect
+
+    parameters = inspect.signature(draw_family_map).parameters
+    kwargs = {"highlight": list(highlight)} if "highlight" in parameters else {}
+    if "note" in parameters:
+        kwargs["note"] = note
+    ax = draw_family_map(**kwargs)
+    if "note" not in parameters:
+        ax.figure.text(0.5, 0.01, note, ha="center", fontsize=8.5, style="italic", wrap=True)
+    return ax

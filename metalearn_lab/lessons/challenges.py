@@ -7,7 +7,6 @@ script's reference answers, and checks the exercises.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from metalearn_lab import diagnostics, drawing, sweeps
+from metalearn_lab import diagnostics, sweeps
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 from metalearn_lab.maml import meta_gradient as library_meta_gradient
 from metalearn_lab.models import Conv4
@@ -409,18 +408,3 @@ def check_fixed_evaluate(evaluate_fixed):
     evaluate_fixed(trained, *task, 1, 0.4)
     expect(trained.training, "after evaluating, put the model back in training mode if it was in training mode")
     return "nothing written, each query on its own, query labels unused, and the right logits"
-
-
-# --- the map ------------------------------------------------------------------------------------------
-
-
-def place_on_map(highlight: list[str], note: str):
-    """Lesson 01's map of the three families with ``highlight`` marked (plain map if drawing cannot mark yet)."""
-    parameters = inspect.signature(drawing.draw_family_map).parameters
-    kwargs = {"highlight": highlight} if "highlight" in parameters else {}
-    if "note" in parameters:
-        kwargs["note"] = note
-    ax = drawing.draw_family_map(**kwargs)
-    if "note" not in parameters:
-        ax.figure.text(0.5, 0.01, note, ha="center", fontsize=8.5, style="italic", wrap=True)
-    return ax

@@ -258,9 +258,3 @@ def test_omniglot_shaped_batch():
     x_support, y_support, x_query, y_query = lesson.omniglot_shaped_batch(3, n_query=2, side=16)
     assert x_support.shape == (3, 5, 1, 16, 16) and x_query.shape == (3, 10, 1, 16, 16)
     assert y_query[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-
-
-def test_place_on_map_draws():
-    ax = lesson.place_on_map(["MAML (2017)"], "a note")
-    assert any("MAML (2017)" in t.get_text() for t in ax.texts)
-    plt.close("all")
