@@ -361,7 +361,8 @@ def faq_tasks(n_tasks: int = 100):
     return SinusoidTasks().sample(n_tasks, 5, 100, generator=torch.Generator().manual_seed(77))
 
 
-def _query_mse(model, tasks, steps: int) -> float:
+def query_mse(model, tasks, steps: int) -> float:
+    """Mean query MSE over ``tasks`` after ``steps`` gradient steps of 0.01 on each task's support set."""
     batch = tasks.as_tuple()
     prediction = adapt_and_predict(model, batch, F.mse_loss, inner_steps=steps, inner_lr=0.01)
     return float(((prediction - batch[3]) ** 2).mean())
@@ -378,7 +379,7 @@ def check_transfer_evidence(evidence):
     got = require_answer(evidence(maml_model, pretrained_model, tasks), "evidence(maml_model, pretrained_model, tasks)")
     expect(isinstance(got, (tuple, list)) and len(got) == 2, "return two numbers: (MAML after 1 step, pretrained after 10 steps)")
     maml_1, pretrained_10 = (float(v) for v in got)
-    truth = {(m, s): _query_mse(model, tasks, s) for m, model in (("maml", maml_model), ("pretrained", pretrained_model))
+    truth = {(m, s): query_mse(model, tasks, s) for m, model in (("maml", maml_model), ("pretrained", pretrained_model))
              for s in (0, 1, 10)}
 
     def near(a, b):

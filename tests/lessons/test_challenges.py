@@ -225,7 +225,7 @@ def test_shift_table_and_figure():
     assert math.isinf(table[2, 2]) and diverged[2, 2] == 7
     fig = lesson.plot_shift(results)
     assert "after 1 test step " in fig.axes[0].get_title() and "after 10 test steps" in fig.axes[1].get_title()
-    assert any(t.get_text() == "div.\n(7 tasks)" for t in fig.axes[1].texts)
+    assert any(t.get_text() == "diverged\n(7 > 25)" for t in fig.axes[1].texts)
     plt.close(fig)
 
 
