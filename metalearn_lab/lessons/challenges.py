@@ -180,7 +180,7 @@ def plot_shift(results: dict[str, Any], *, steps: tuple[str, ...] = ("1", "10"))
         image = ax.imshow(shown, norm=LogNorm(vmin=0.03, vmax=100), cmap="viridis_r", aspect="auto")
         for i in range(len(rows)):
             for j in range(len(columns)):
-                text = f"{table[i, j]:.2f}" if math.isfinite(table[i, j]) else f"div.\n({diverged[i, j]} tasks)"
+                text = f"{table[i, j]:.2f}" if math.isfinite(table[i, j]) else f"diverged\n({diverged[i, j]} > 25)"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if shown[i, j] > 1 else "black")
         ax.set_xticks(range(len(columns)), [f"tested on\n{c}" for c in columns], fontsize=8)
         ax.set_yticks(range(len(rows)), rows if ax is axes[0][0] else [""] * len(rows), fontsize=8)
