@@ -258,3 +258,12 @@ def test_omniglot_shaped_batch():
     x_support, y_support, x_query, y_query = lesson.omniglot_shaped_batch(3, n_query=2, side=16)
     assert x_support.shape == (3, 5, 1, 16, 16) and x_query.shape == (3, 10, 1, 16, 16)
     assert y_query[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_the_map_names_exist():
+    from metalearn_lab.drawing import FAMILY_MAP
+
+    cell = next(c for c in _cells() if "place_on_family_map(" in c.source)
+    names = ast.literal_eval(cell.source.split("place_on_family_map(", 1)[1].split("]", 1)[0] + "]")
+    known = set(FAMILY_MAP) | {m for info in FAMILY_MAP.values() for m in info["methods"]}
+    assert names and set(names) <= known, set(names) - known

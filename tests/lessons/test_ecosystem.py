@@ -160,3 +160,17 @@ def test_agreement_figure_widget_and_explorer():
     assert len(explorer.frames) == 9
     lesson.agreement_widget(setup)
     plt.close("all")
+
+
+def test_the_map_names_exist():
+    import ast
+
+    import jupytext
+
+    from metalearn_lab.drawing import FAMILY_MAP
+
+    lesson_md = Path(__file__).resolve().parents[2] / "notebooks" / "12_ecosystem.md"
+    cell = next(c for c in jupytext.read(lesson_md).cells if "place_on_family_map(" in c.source)
+    names = ast.literal_eval(cell.source.split("place_on_family_map(", 1)[1].split("]", 1)[0] + "]")
+    known = set(FAMILY_MAP) | {m for info in FAMILY_MAP.values() for m in info["methods"]}
+    assert names and set(names) <= known, set(names) - known
