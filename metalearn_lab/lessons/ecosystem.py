@@ -65,29 +65,30 @@ ECOSYSTEM: list[dict[str, str]] = [
              "functorch package, merged into PyTorch 2.0)",
      "release": "part of every PyTorch release since 2.0.0 (2023-03-15); this course pins 2.13.0 (2026-07-08), "
                 "PyPI's newest is 2.15.0",
-     "last_commit": "maintained with PyTorch (the standalone functorch code was removed in pytorch/pytorch PR #158784, 2025-07)",
+     "last_commit": "developed inside PyTorch itself",
      "pytorch": "ships with PyTorch",
      "state": "maintained; what this course's library is built on",
-     "sources": "pypi.org/project/torch (release dates); docs.pytorch.org/docs/stable/func.migrating.html; "
-                "pytorch/pytorch PR #158784"},
+     "sources": "pypi.org/project/torch (release dates); docs.pytorch.org/docs/stable/func.html and "
+                "func.migrating.html (functorch's APIs deprecated in favour of torch.func as of PyTorch 2.0)"},
     {"name": "Meta-Dataset",
      "what": "a benchmark, not a library: few-shot episodes drawn from 10 data sets (ILSVRC, Omniglot, Aircraft, "
              "Birds, Textures, QuickDraw, Fungi, VGG Flower, Traffic Signs, MSCOCO) with varying ways and shots; "
              "Omniglot split by alphabet (25/5/20) (Triantafillou et al. 2020)",
      "release": "not on PyPI; code and TensorFlow Datasets (TFDS) pipeline in google-research/meta-dataset",
      "last_commit": "2024-05-24 (leaderboard update; last code change 2022-12-22)",
-     "pytorch": "TensorFlow input pipeline (setup.py installs tensorflow, tensorflow-datasets); PyTorch users "
-                "convert the data or read the TFDS records",
+     "pytorch": "none: a TensorFlow input pipeline (its setup.py installs tensorflow-gpu and tensorflow-datasets); "
+                "the repository has no PyTorch loader",
      "state": "the reference implementation of a benchmark still in use; MD-v2 merged with VTAB (Dumoulin et al. 2021)",
      "sources": "github.com/google-research/meta-dataset README and setup.py, commit 1676095; arXiv:1903.03096"},
     {"name": "supervised-reptile",
      "what": "the source text's 'Few-Shot Learning with Reptile' is not a library: it is the TensorFlow reference "
              "code of the Reptile algorithm (Nichol et al. 2018), lesson 07",
      "release": "none (a research repository)",
-     "last_commit": "see github.com/openai/supervised-reptile",
-     "pytorch": "TensorFlow 1",
-     "state": "archived research code; the algorithm is ten lines in any framework (metalearn_lab.reptile)",
-     "sources": "github.com/openai/supervised-reptile; arXiv:1803.02999"},
+     "last_commit": "2020-08-31 (openai/supervised-reptile, 'fix omniglot URL')",
+     "pytorch": "none: TensorFlow 1 style code (tf.Session)",
+     "state": "archived: its README says 'Status: Archive (code is provided as-is, no updates expected)'; the "
+              "algorithm is ten lines in any framework (metalearn_lab.reptile)",
+     "sources": "github.com/openai/supervised-reptile README and run_omniglot.py, commit 8f2b71c; arXiv:1803.02999"},
 ]
 
 #: How this course's functions map to the libraries' calls (None: the library has no such piece).
