@@ -13,6 +13,7 @@ Examples::
     metalearn-lab download                                   # needs internet
     metalearn-lab student-copy class/                        # the lessons without solutions, to hand out
     metalearn-lab grade class/*/*.ipynb --out grades.csv     # run students' notebooks, table of results
+    metalearn-lab sweep sinusoid-sensitivity --ship          # a grid of short runs; its JSON into the package
 """
 
 from __future__ import annotations
@@ -136,6 +137,19 @@ def _cmd_grade(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from metalearn_lab import sweeps
+
+    sweep = sweeps.get_sweep(args.sweep)
+    out = Path(args.out) if args.out else (sweeps.SHIPPED_SWEEPS_DIR if args.ship else Path("runs") / "sweeps") / f"{sweep.name}.json"
+    results = sweeps.run_sweep(sweep, quick=args.quick, out=out, progress=not args.no_progress, threads=args.threads or None)
+    best = sweeps.best_point(results)
+    print(f"{len(results['points'])} points; best on validation: {best['values']} "
+          f"(validation {sweeps.value(best):.4g}, test {sweeps.value(best, 'test'):.4g})")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metalearn-lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--classroom", action="store_true", help="run in classroom mode (default: quick mode, faster)")
     grade.add_argument("--force", action="store_true", help="replace an existing --out file")
     grade.set_defaults(func=_cmd_grade)
+
+    sweep = sub.add_parser("sweep", help="train a grid of short runs (metalearn_lab.sweeps) and write their scores as JSON")
+    sweep.add_argument("sweep", help="a sweep name: " + ", ".join(__import__("metalearn_lab.sweeps", fromlist=["SWEEPS"]).SWEEPS))
+    sweep.add_argument("--out", help="JSON file (default runs/sweeps/NAME.json; the points already in it are kept)")
+    sweep.add_argument("--ship", action="store_true", help="write into metalearn_lab/results/sweeps/ (what lessons load)")
+    sweep.add_argument("--quick", action="store_true", help="the tiny grid of quick mode")
+    sweep.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    sweep.add_argument("--no-progress", action="store_true")
+    sweep.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -584,3 +584,54 @@ def test_new_test_sets_are_locked_while_training():
         assert point_robot_goals(config, "validation").shape == (config.eval_tasks_during_training, 2)
     with pytest.raises(ValueError, match="split must be 'validation' or 'test'"):
         point_robot_goals(config, "train")
+
+
+# --- sinusoid experiments with another task distribution or a pool of tasks ---------------------------
+
+def test_sinusoid_config_distribution_sets_training_validation_and_test_tasks():
+    import math as _math
+
+    from metalearn_lab.data.sinusoid import SinusoidTaskPool
+    from metalearn_lab.experiments import sinusoid_test_tasks, sinusoid_validation_tasks
+
+    config = get_config("sinusoid-maml", quick=True).replace(amplitude=(2.5, 5.0), phase=(0.0, _math.pi / 2))
+    for tasks in (sinusoid_test_tasks(config, 50), sinusoid_validation_tasks(config, 50)):
+        assert float(tasks.amplitude.min()) >= 2.5 and float(tasks.phase.max()) <= _math.pi / 2
+    assert isinstance(config.replace(n_train_tasks=7).training_tasks(), SinusoidTaskPool)
+    assert len(config.replace(n_train_tasks=7).training_tasks()) == 7
+    with pytest.raises(ValueError, match="n_train_tasks must be 0"):
+        config.replace(n_train_tasks=-1).training_tasks()
+
+
+def test_default_sinusoid_tasks_are_unchanged_by_the_distribution_fields():
+    """The fields' defaults are Finn et al.'s distribution: the shipped runs' test tasks stay the same tasks."""
+    from metalearn_lab.data.sinusoid import SinusoidTasks
+    from metalearn_lab.experiments import sinusoid_test_tasks
+
+    config = get_config("sinusoid-maml", quick=False)
+    expected = SinusoidTasks().sample(20, config.eval_k_shot, config.eval_n_query,
+                                      generator=torch.Generator().manual_seed(config.eval_seed))
+    assert torch.equal(sinusoid_test_tasks(config, 20).x_support, expected.x_support)
+    assert torch.equal(sinusoid_test_tasks(config, 20).amplitude, expected.amplitude)
+
+
+def test_old_sinusoid_checkpoint_configs_read_back_as_the_same_run():
+    from metalearn_lab.experiments import ExperimentConfig, same_run
+
+    config = get_config("sinusoid-maml", quick=False)
+    old = {k: v for k, v in config.to_dict().items() if k not in ("amplitude", "phase", "n_train_tasks")}
+    assert ExperimentConfig.from_dict(old) == config
+    assert same_run(old, config.to_dict())
+    assert ExperimentConfig.from_dict(config.replace(amplitude=(1.0, 2.0)).to_dict()).amplitude == (1.0, 2.0)
+
+
+def test_pool_limited_sinusoid_run_trains_on_its_pool_only():
+    from metalearn_lab.experiments import RECIPES, step_generator
+
+    config = get_config("sinusoid-maml", quick=True).replace(n_train_tasks=2, meta_batch_size=6)
+    pool = config.training_tasks()
+    for i in range(3):
+        _, y_support, _, _ = RECIPES["sinusoid-maml"]._batch(config, i, torch.device("cpu"))
+        expected = pool.sample(config.meta_batch_size, config.k_shot, config.n_query, generator=step_generator(config, i))
+        assert torch.equal(expected.y_support, y_support)
+        assert set(expected.amplitude.tolist()) <= set(pool.amplitude.tolist())

@@ -68,3 +68,45 @@ def test_bad_counts(args, match):
         SinusoidTasks().sample(*args)
     with pytest.raises(ValueError, match="points"):
         SinusoidTasks().grid(1)
+
+
+# --- task pools (meta-overfitting) ------------------------------------------------------------------
+
+def test_pool_holds_n_tasks_drawn_once_and_samples_only_them():
+    from metalearn_lab.data.sinusoid import SinusoidTaskPool
+
+    pool = SinusoidTasks(amplitude=(1.0, 2.0)).pool(4, seed=3)
+    assert isinstance(pool, SinusoidTaskPool) and len(pool) == 4
+    assert bool(((pool.amplitude >= 1.0) & (pool.amplitude <= 2.0)).all())
+    batch = pool.sample(50, k_shot=5, n_query=7, generator=torch.Generator().manual_seed(0))
+    assert batch.x_support.shape == (50, 5, 1) and batch.y_query.shape == (50, 7, 1)
+    assert set(batch.amplitude.tolist()) <= set(pool.amplitude.tolist()) and len(set(batch.amplitude.tolist())) == 4
+    torch.testing.assert_close(batch.y_query, sinusoid(batch.x_query, batch.amplitude[:, None, None], batch.phase[:, None, None]))
+    # the same seed gives the same pool; fresh inputs each call
+    assert torch.equal(SinusoidTasks(amplitude=(1.0, 2.0)).pool(4, seed=3).amplitude, pool.amplitude)
+    again = pool.sample(50, k_shot=5, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(again.x_support, batch.x_support)
+
+
+def test_pool_of_one_task_is_always_that_task():
+    pool = SinusoidTasks().pool(1, seed=0)
+    batch = pool.sample(6, k_shot=3)
+    assert len(set(batch.amplitude.tolist())) == 1 and len(set(batch.phase.tolist())) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((0,), "n_tasks must be an integer >= 1"),
+    ((2.5,), "n_tasks must be an integer"),
+])
+def test_bad_pool_sizes_are_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        SinusoidTasks().pool(*args)
+
+
+def test_pool_refuses_a_distribution_that_is_not_sinusoid_tasks_and_bad_sample_arguments():
+    from metalearn_lab.data.sinusoid import SinusoidTaskPool
+
+    with pytest.raises(ValueError, match="distribution must be a SinusoidTasks"):
+        SinusoidTaskPool("tasks", 3)
+    with pytest.raises(ValueError, match="k_shot must be an integer >= 1"):
+        SinusoidTasks().pool(2).sample(3, k_shot=0)

@@ -20,11 +20,12 @@ from metalearn_lab.data.omniglot import (
     validate_omniglot_zip,
 )
 from metalearn_lab.data.preferences import PreferenceBatch, PreferenceTasks, preference_curve
-from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTasks, sinusoid
+from metalearn_lab.data.sinusoid import SinusoidBatch, SinusoidTaskPool, SinusoidTasks, sinusoid
 
 __all__ = [
     "SinusoidBatch",
     "SinusoidTasks",
+    "SinusoidTaskPool",
     "sinusoid",
     "OMNIGLOT_MD5",
     "OMNIGLOT_URLS",

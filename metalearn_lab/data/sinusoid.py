@@ -3,6 +3,7 @@
 Each task is a sine wave ``y = amplitude * sin(x - phase)``. The task family of the MAML paper
 draws the amplitude from U[0.1, 5], the phase from U[0, π] and the inputs from U[-5, 5]; every
 range can be changed, which the lessons use to build out-of-distribution tasks.
+:class:`SinusoidTaskPool` restricts training to a finite set of tasks (meta-overfitting).
 """
 
 from __future__ import annotations
@@ -132,3 +133,84 @@ class SinusoidTasks:
     def grid(self, points: int = 200) -> torch.Tensor:
         """Evenly spaced inputs over ``x_range`` for plotting, shape ``[points]``."""
         return torch.linspace(*self.x_range, check_int("points", points, 2))
+
+    def pool(self, n_tasks: int, *, seed: int = 0) -> "SinusoidTaskPool":
+        """A finite pool of ``n_tasks`` tasks drawn once from this distribution (see :class:`SinusoidTaskPool`)."""
+        return SinusoidTaskPool(self, n_tasks, seed=seed)
+
+
+class SinusoidTaskPool:
+    """A fixed, finite set of sinusoid tasks: meta-training on ``n_tasks`` distinct waves.
+
+    The amplitudes and phases of ``n_tasks`` tasks are drawn once from ``distribution`` (seeded by
+    ``seed``); every call to :meth:`sample` then picks ``meta_batch_size`` of those tasks uniformly
+    (with replacement) and draws fresh inputs for each. With a small pool a meta-learner can
+    memorise the tasks instead of learning to adapt, and does worse on new tasks from the same
+    distribution: meta-overfitting (Yin et al. 2020, "Meta-Learning without Memorization", §3;
+    Rajendran et al. 2020, "Meta-Learning Requires Meta-Augmentation"). Finn et al. (2017) draw a
+    new task every time, which is the limit of an infinite pool.
+
+    Parameters
+    ----------
+    distribution : SinusoidTasks
+        Where the pool's tasks come from (its input range is used for every sample).
+    n_tasks : int >= 1
+        How many distinct tasks the pool holds.
+    seed : int
+        Seeds the draw of the pool's tasks (not the inputs of each sample).
+
+    Attributes
+    ----------
+    amplitude, phase : Tensor ``[n_tasks]``
+        The pool's tasks.
+
+    Examples
+    --------
+    >>> pool = SinusoidTasks().pool(3, seed=0)
+    >>> batch = pool.sample(8, k_shot=5, generator=torch.Generator().manual_seed(1))
+    >>> tuple(batch.x_support.shape), len(set(batch.amplitude.tolist())) <= 3
+    ((8, 5, 1), True)
+    >>> bool(torch.isin(batch.amplitude, pool.amplitude).all())
+    True
+    >>> SinusoidTasks().pool(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_tasks must be an integer >= 1, got 0
+    """
+
+    def __init__(self, distribution: SinusoidTasks, n_tasks: int, *, seed: int = 0) -> None:
+        if not isinstance(distribution, SinusoidTasks):
+            raise ValueError(f"distribution must be a SinusoidTasks, got {type(distribution).__name__}")
+        self.distribution = distribution
+        self.n_tasks = check_int("n_tasks", n_tasks)
+        self.seed = check_int("seed", seed, minimum=0)
+        drawn = distribution.sample(self.n_tasks, 1, 1, generator=torch.Generator().manual_seed(self.seed))
+        self.amplitude, self.phase = drawn.amplitude, drawn.phase
+
+    def __len__(self) -> int:
+        return self.n_tasks
+
+    def __repr__(self) -> str:
+        return f"SinusoidTaskPool({self.distribution!r}, n_tasks={self.n_tasks}, seed={self.seed})"
+
+    def sample(
+        self,
+        meta_batch_size: int,
+        k_shot: int,
+        n_query: int | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> SinusoidBatch:
+        """Pick ``meta_batch_size`` tasks of the pool (with replacement); fresh inputs for each.
+
+        Same arguments and shapes as :meth:`SinusoidTasks.sample`.
+        """
+        meta_batch_size, k_shot = check_int("meta_batch_size", meta_batch_size), check_int("k_shot", k_shot)
+        n_query = k_shot if n_query is None else check_int("n_query", n_query)
+        which = torch.randint(self.n_tasks, (meta_batch_size,), generator=generator)
+        amplitude, phase = self.amplitude[which].to(dtype), self.phase[which].to(dtype)
+        low, high = self.distribution.x_range
+        x = low + (high - low) * torch.rand((meta_batch_size, k_shot + n_query, 1), generator=generator, dtype=dtype)
+        y = sinusoid(x, amplitude[:, None, None], phase[:, None, None])
+        return SinusoidBatch(x[:, :k_shot], y[:, :k_shot], x[:, k_shot:], y[:, k_shot:], amplitude, phase)

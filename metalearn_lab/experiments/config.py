@@ -162,7 +162,7 @@ class ExperimentConfig:
         for name, value in config_class.legacy_defaults.items():
             values.setdefault(name, value)
         for name, field in fields.items():
-            if field.type in ("tuple[int, ...]", "tuple[float, ...]") and name in values:
+            if str(field.type).startswith("tuple[") and name in values:
                 values[name] = tuple(values[name])
         return config_class(**values)
 

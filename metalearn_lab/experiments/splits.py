@@ -171,12 +171,20 @@ def sinusoid_test_tasks(config: Any, n_tasks: int | None = None) -> SinusoidBatc
     n_tasks = _optional_count("n_tasks", n_tasks)
     _check_unlocked("sinusoid test tasks")
     generator = torch.Generator().manual_seed(config.eval_seed)
-    return SinusoidTasks().sample(n_tasks or config.eval_tasks, config.eval_k_shot, config.eval_n_query, generator=generator)
+    return _sinusoid_distribution(config).sample(n_tasks or config.eval_tasks, config.eval_k_shot, config.eval_n_query,
+                                                 generator=generator)
 
 
 def sinusoid_validation_tasks(config: Any, n_tasks: int | None = None) -> SinusoidBatch:
-    """Validation tasks: the same distribution as the test tasks, drawn with another seed."""
+    """Validation tasks: the same distribution as the test tasks (the config's), drawn with another seed."""
     n_tasks = _optional_count("n_tasks", n_tasks)
     generator = torch.Generator().manual_seed(config.eval_seed + 1)
-    return SinusoidTasks().sample(n_tasks or config.eval_tasks_during_training, config.eval_k_shot,
-                                  config.eval_n_query, generator=generator)
+    return _sinusoid_distribution(config).sample(n_tasks or config.eval_tasks_during_training, config.eval_k_shot,
+                                                 config.eval_n_query, generator=generator)
+
+
+def _sinusoid_distribution(config: Any) -> SinusoidTasks:
+    """The config's task distribution (``amplitude``, ``phase``), Finn et al.'s when it has none."""
+    default = SinusoidTasks()
+    return SinusoidTasks(amplitude=tuple(getattr(config, "amplitude", default.amplitude)),
+                         phase=tuple(getattr(config, "phase", default.phase)))

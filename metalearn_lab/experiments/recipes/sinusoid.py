@@ -4,10 +4,17 @@ Tasks ``y = A sin(x - φ)``, ``A ~ U[0.1, 5]``, ``φ ~ U[0, π]``, ``x ~ U[-5, 5
 network; ``k_shot`` support and ``n_query`` query points per training task. Evaluation: query MSE of
 fixed tasks with ``eval_k_shot`` support points after each number of fine-tuning steps in
 ``eval_steps`` (plain SGD with ``inner_lr``).
+
+``amplitude`` and ``phase`` set the task distribution of training, validation and test (Finn et
+al.'s by default); ``n_train_tasks > 0`` trains on a finite pool of that many tasks
+(:class:`~metalearn_lab.data.sinusoid.SinusoidTaskPool`) while validation and test tasks stay new
+tasks of the same distribution. The lesson on meta-learning's challenges uses both (task shift,
+meta-overfitting).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from metalearn_lab.baselines import pretrain_step
-from metalearn_lab.data.sinusoid import SinusoidTasks
+from metalearn_lab.data.sinusoid import SinusoidTaskPool, SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
 from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
@@ -37,12 +44,35 @@ class SinusoidConfig(ExperimentConfig):
     eval_k_shot: int = 5
     eval_n_query: int = 100
     eval_steps: tuple[int, ...] = (1, 5, 10)
+    amplitude: tuple[float, float] = (0.1, 5.0)
+    phase: tuple[float, float] = (0.0, math.pi)
+    n_train_tasks: int = 0
+
+    def distribution(self) -> SinusoidTasks:
+        """The task distribution p(T) of this experiment (training, validation and test tasks)."""
+        return SinusoidTasks(amplitude=tuple(self.amplitude), phase=tuple(self.phase))
+
+    def training_tasks(self) -> SinusoidTasks | SinusoidTaskPool:
+        """What training samples from: the distribution, or a pool of ``n_train_tasks`` of its tasks."""
+        if self.n_train_tasks < 0:
+            raise ValueError(f"n_train_tasks must be 0 (a new task every time) or a pool size >= 1, got {self.n_train_tasks}")
+        if self.n_train_tasks:
+            return self.distribution().pool(self.n_train_tasks, seed=self.seed)
+        return self.distribution()
 
     ranges = {"k_shot": Int(1), "n_query": Int(1), "inner_steps": Int(0), "inner_lr": Float(0, low_open=True),
               "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_steps": Ints(Int(0))}
 
     def quick(self) -> "SinusoidConfig":
         return super().quick().replace(iterations=min(self.iterations, 30))
+
+
+def _ranges(config: SinusoidConfig) -> str:
+    """``"A~U[0.1,5], phase~U[0,pi]"``: the task distribution as the protocol line states it."""
+    def bound(v):
+        return "pi" if v == math.pi else f"{v:.3g}"
+    return (f"A~U[{config.amplitude[0]:g},{config.amplitude[1]:g}], "
+            f"phase~U[{bound(config.phase[0])},{bound(config.phase[1])}]")
 
 
 class _Sinusoid(Recipe):
@@ -53,8 +83,10 @@ class _Sinusoid(Recipe):
         return SineMLP()
 
     def _batch(self, config: SinusoidConfig, i: int, device: torch.device):
-        batch = SinusoidTasks().sample(config.meta_batch_size, config.k_shot, config.n_query,
-                                       generator=step_generator(config, i))
+        if not hasattr(self, "_tasks") or self._tasks[0] != config:  # the pool is drawn once per config
+            self._tasks = (config, config.training_tasks())
+        batch = self._tasks[1].sample(config.meta_batch_size, config.k_shot, config.n_query,
+                                      generator=step_generator(config, i))
         return tuple(t.to(device) for t in batch.as_tuple())
 
     def evaluate(self, config: SinusoidConfig, model: torch.nn.Module, *, split: str, n_tasks: int | None,
@@ -70,7 +102,7 @@ class _Sinusoid(Recipe):
         final = by_steps[str(max(config.eval_steps))]
         return {"metric": f"query MSE, K={config.eval_k_shot}, after {max(config.eval_steps)} steps",
                 **final, "by_steps": by_steps, "transductive": norm["transductive"],
-                "protocol": f"{len(batch)} {split} tasks A~U[0.1,5], phase~U[0,pi], x~U[-5,5]; {config.eval_k_shot} support, "
+                "protocol": f"{len(batch)} {split} tasks {_ranges(config)}, x~U[-5,5]; {config.eval_k_shot} support, "
                             f"{config.eval_n_query} query points; SGD inner_lr={config.inner_lr}; {norm['batch_norm']}"}
 
 
