@@ -26,9 +26,10 @@ A third table times what can make the GPU path faster, on Conv4 with Finn et al.
 (meta-batch 32, ``--option-steps`` inner steps, default 1): CUDA graphs
 (``metalearn_lab.cuda_graphs``), channels-last tensors, TF32 on and off, ``torch.compile``.
 Every option gets a row: measured, "not available on cpu", skipped with the reason, or the error
-that stopped it. Each row also gives the gap between its gradients at the fourth Adam step and
-those of the plain float32 loop, all from the same weights and batch (relative norm of the
-difference), so an option that computes something else shows.
+that stopped it. Each row also gives the gap between its gradients at the fourth of four SGD steps
+(on four different batches, from the same weights) and those of the plain float32 loop (relative
+norm of the difference), so an option that computes something else, or a CUDA graph that replays
+stale inputs, shows.
 
 Each cell: warm-up steps, then ``--repeats`` timed steps; the median is reported. On the CPU with
 one thread the timer is this process's CPU time (robust to other jobs on a shared machine; say
@@ -284,14 +285,21 @@ def to_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
-def build_option_step(option: Option, model, optimizer, batch, loss_fn, kwargs):
-    """``step() -> None`` that runs one outer step with ``option`` (the batch is fixed)."""
+def build_option_step(option: Option, model, optimizer, batches, loss_fn, kwargs):
+    """``step() -> None`` that runs one outer step with ``option``, cycling through ``batches`` (a list, or one batch)."""
+    batches = list(batches) if isinstance(batches, list) else [batches]
     if option.channels_last:
         model.to(memory_format=torch.channels_last)
-        batch = (to_channels_last(batch[0]), batch[1], to_channels_last(batch[2]), batch[3])
+        batches = [(to_channels_last(b[0]), b[1], to_channels_last(b[2]), b[3]) for b in batches]
+    calls = [0]
+
+    def next_batch():
+        calls[0] += 1
+        return batches[(calls[0] - 1) % len(batches)]
+
     if option.graph:
         graphed = GraphedMetaTrainStep(model, optimizer, loss_fn, vectorize=option.vectorize, **kwargs)
-        return lambda: graphed(batch)
+        return lambda: graphed(next_batch())
     if option.compile:
         def loss_of(params, b):
             return meta_loss(model, params, b, loss_fn, vectorize=option.vectorize, **kwargs)[0]
@@ -300,11 +308,11 @@ def build_option_step(option: Option, model, optimizer, batch, loss_fn, kwargs):
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            compiled(dict(model.named_parameters()), batch).backward()
+            compiled(dict(model.named_parameters()), next_batch()).backward()
             optimizer.step()
 
         return step
-    return lambda: eager_step(model, optimizer, batch, loss_fn, vectorize=option.vectorize, **kwargs)
+    return lambda: eager_step(model, optimizer, next_batch(), loss_fn, vectorize=option.vectorize, **kwargs)
 
 
 def relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -328,6 +336,7 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
         Option("vmap + torch.compile", compile=True),
     ]
     name, base, batch, loss_fn, inner_lr = conv_workload(conv_tasks, device, n_query=args.n_query)
+    check_batches = [conv_batch(conv_tasks, 5, 1, args.n_query, device, seed=10 + i) for i in range(4)]
     defaults = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     emit(f"PyTorch's TF32 defaults here: matmul {defaults[0]}, cuDNN convolutions {defaults[1]}")
     emit("")
@@ -348,20 +357,27 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                 before = set_tf32(option.tf32)
                 alarm = OptionTimeout.start(args.option_timeout)
                 try:
-                    # accuracy: four steps from the same weights on the same batch (with a CUDA graph the
-                    # third is recorded and the fourth replays it); the fourth step's gradients are compared
+                    # accuracy: four plain SGD steps on four batches from the same weights (with a CUDA graph
+                    # the third is recorded and the fourth replays it); the fourth step's gradients are
+                    # compared. SGD, not Adam: Adam's first updates are about lr * sign(gradient), which
+                    # turns rounding differences in near-zero gradients into different weights.
                     model = copy.deepcopy(base)
                     model.load_state_dict(state)
-                    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                    step = build_option_step(option, model, opt, batch, loss_fn, kwargs)
+                    check_step = build_option_step(option, model, torch.optim.SGD(model.parameters(), lr=0.01),
+                                                   check_batches, loss_fn, kwargs)
                     for _ in range(4):
-                        step()
+                        check_step()
                     grads = [p.grad.detach().clone() for p in model.parameters()]
                     if reference is None:
                         reference, gap = grads, "reference"
                     else:
                         gap = f"{relative_gap(grads, reference):.1e}"
-                    seconds = timer.per_call(step, warmup=warmup, repeats=repeats)
+                    # speed: Adam, as in training
+                    model = copy.deepcopy(base)
+                    model.load_state_dict(state)
+                    step = build_option_step(option, model, torch.optim.Adam(model.parameters(), lr=1e-3), batch,
+                                             loss_fn, kwargs)
+                    seconds = timer.per_call(step, warmup=max(warmup, 3) if option.graph else warmup, repeats=repeats)
                     speed = conv_tasks / seconds
                     if loop_speed is None:  # the first row is the loop
                         loop_speed = speed
@@ -377,8 +393,8 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                     alarm.stop()
                     set_tf32(*before)
     emit("")
-    emit("grad gap: |difference| / |reference| of the gradients of the fourth Adam step, every option starting from"
-         " the same weights and batch; x loop: speed against the first row.")
+    emit("grad gap: |difference| / |reference| of the gradients at the fourth of four SGD steps on four batches, every"
+         " option starting from the same weights; tasks/s: Adam steps, as in training; x loop: against the first row.")
 
 
 # ------------------------------------------------------------------------------ table 3: adaptation only

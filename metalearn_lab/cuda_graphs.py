@@ -15,6 +15,7 @@ the rounding of the GPU kernels (``scripts/gpu_session.py`` checks it on the dev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from typing import Callable
@@ -46,8 +47,8 @@ class GraphedMetaTrainStep:
     ----------
     model : nn.Module on a CUDA device
     optimizer : torch.optim.Optimizer over ``model``'s parameters
-        Adam and AdamW are switched to ``capturable=True`` (their step counters move to the GPU);
-        optimizers without that option must keep no counters on the CPU (plain SGD does not).
+        Adam and AdamW step with ``capturable=True`` while warming up and recording (their step
+        counters move to the GPU); plain SGD keeps no counters. Others raise ``ValueError``.
     loss_fn, inner_steps, inner_lr, first_order, vectorize
         As in :func:`~metalearn_lab.maml.meta_train_step`.
     warmup_steps : int >= 1
@@ -76,18 +77,31 @@ class GraphedMetaTrainStep:
         self._graphs: dict[tuple, tuple] = {}
         self._lrs: list[float] | None = None
         self._stream = torch.cuda.Stream(device=params[0].device)
-        self._make_capturable()
+        if any("capturable" not in g for g in optimizer.param_groups) and type(optimizer) is not torch.optim.SGD:
+            raise ValueError(f"{type(optimizer).__name__} has no capturable mode; use Adam, AdamW or SGD")
 
-    def _make_capturable(self) -> None:
+    @contextlib.contextmanager
+    def _capturable(self):
+        """``capturable=True`` while the optimizer steps in Python (warm-up and recording), then as before.
+
+        The recorded graph keeps the capturable update (step counters on the GPU) whatever the flag
+        says later, and restoring it keeps checkpoints loadable on a CPU, where Adam refuses
+        ``capturable=True``.
+        """
         device = next(self.model.parameters()).device
+        before = [g.get("capturable") for g in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
             if "capturable" in group:
                 group["capturable"] = True
-            elif type(self.optimizer) is not torch.optim.SGD:
-                raise ValueError(f"{type(self.optimizer).__name__} has no capturable mode; use Adam, AdamW or SGD")
         for state in self.optimizer.state.values():
             if isinstance(state.get("step"), torch.Tensor) and state["step"].device != device:
                 state["step"] = state["step"].to(device)
+        try:
+            yield
+        finally:
+            for group, flag in zip(self.optimizer.param_groups, before):
+                if flag is not None:
+                    group["capturable"] = flag
 
     def _eager(self, batch: Batch) -> tuple[float, torch.Tensor]:
         return meta_train_step(self.model, self.optimizer, batch, self.loss_fn, **self.kwargs)
@@ -115,14 +129,15 @@ class GraphedMetaTrainStep:
             self._lrs = lrs
         if self.calls <= self.warmup_steps:
             self._stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self._stream):
+            with torch.cuda.stream(self._stream), self._capturable():
                 out = self._eager(batch)
             torch.cuda.current_stream().wait_stream(self._stream)
             return out
         key = tuple((tuple(t.shape), t.dtype, t.device) for t in batch)
         if key not in self._graphs:
             try:
-                self._graphs[key] = self._capture(batch)
+                with self._capturable():
+                    self._graphs[key] = self._capture(batch)
             except Exception as exc:  # noqa: BLE001 - any failure to record falls back to eager steps
                 self.failed = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"CUDA graph capture failed, training goes on without it: {self.failed}", RuntimeWarning)

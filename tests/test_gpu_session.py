@@ -28,7 +28,9 @@ def test_dry_run_benchmarks_trains_pauses_packs_and_resumes(tmp_path, omniglot_r
     table = (tmp_path / "out1" / "throughput_cpu.md").read_text()
     assert "| vmap + CUDA graph " in table and "not available on cpu" in table
     assert "skipped (--no-compile)" in table
-    assert "graph check: not available on cpu" in first.stdout
+    assert "CUDA graphs are not available on cpu" in first.stdout
+    check = json.loads((tmp_path / "out1" / "graph_check.json").read_text())
+    assert check["dry_run"] and check["sgd_grad_gap"] == 0 and not check["use_graphs"]
     with tarfile.open(tmp_path / "out1" / "runs.tgz") as archive:
         assert f"./{RUN}/checkpoint.pt" in archive.getnames()
     paused = load_checkpoint(tmp_path / "runs" / RUN / "checkpoint.pt")
