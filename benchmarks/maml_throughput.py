@@ -26,10 +26,11 @@ A third table times what can make the GPU path faster, on Conv4 with Finn et al.
 (meta-batch 32, ``--option-steps`` inner steps, default 1): CUDA graphs
 (``metalearn_lab.cuda_graphs``), channels-last tensors, TF32 on and off, ``torch.compile``.
 Every option gets a row: measured, "not available on cpu", skipped with the reason, or the error
-that stopped it. Each row also gives the gap between its gradients at the fourth of four SGD steps
-(on four different batches, from the same weights) and those of the plain float32 loop (relative
-norm of the difference), so an option that computes something else, or a CUDA graph that replays
-stale inputs, shows.
+that stopped it. Each row also gives a gradient gap (relative norm of the difference, from the same
+weights): an eager row's first-step gradients against the plain float32 loop's, and a CUDA-graph
+row's gradients at the fourth of four SGD steps on four batches (a replay) against those of the
+eager row it records, so an option that computes something else, or a graph that replays stale
+inputs, shows.
 
 Each cell: warm-up steps, then ``--repeats`` timed steps; the median is reported. On the CPU with
 one thread the timer is this process's CPU time (robust to other jobs on a shared machine; say
@@ -232,9 +233,12 @@ def main_table(args, device, timer, emit, repeats, warmup, sine_tasks, conv_task
 
 
 class Option:
-    def __init__(self, label: str, *, vectorize=True, graph=False, channels_last=False, tf32=None, compile=False):
+    """One way to run the vectorised (or looped) step. ``twin``: the row whose eager path a CUDA-graph row replays."""
+
+    def __init__(self, label: str, *, vectorize=True, graph=False, channels_last=False, tf32=None, compile=False,
+                 twin: int | None = None):
         self.label, self.vectorize, self.graph, self.channels_last = label, vectorize, graph, channels_last
-        self.tf32, self.compile = tf32, compile
+        self.tf32, self.compile, self.twin = tf32, compile, twin
 
     def unavailable(self, device: torch.device, args) -> str | None:
         if device.type == "cpu" and (self.graph or self.tf32 is not None):
@@ -324,23 +328,24 @@ def relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
     strict = False if device.type == "cuda" else None  # TF32 off, where TF32 exists
     options = [
-        Option("loop, eager (reference: float32, TF32 off)", vectorize=False, tf32=strict),
-        Option("vmap, eager, TF32 off", tf32=strict),
-        Option("vmap, eager, PyTorch's TF32 defaults"),
-        Option("vmap + CUDA graph", graph=True),
-        Option("vmap + CUDA graph, TF32 off", graph=True, tf32=False),
-        Option("vmap + CUDA graph, TF32 on", graph=True, tf32=True),
-        Option("loop + CUDA graph", vectorize=False, graph=True),
-        Option("vmap + CUDA graph + channels-last", graph=True, channels_last=True),
-        Option("vmap, eager, channels-last", channels_last=True),
-        Option("vmap + torch.compile", compile=True),
+        Option("1 loop, eager, TF32 off (reference)", vectorize=False, tf32=strict),
+        Option("2 vmap, eager, TF32 off", tf32=strict),
+        Option("3 vmap, eager, PyTorch's TF32 defaults"),
+        Option("4 vmap, eager, TF32 on", tf32=True),
+        Option("5 vmap, eager, channels-last", channels_last=True),
+        Option("6 vmap + CUDA graph", graph=True, twin=3),
+        Option("7 vmap + CUDA graph, TF32 off", graph=True, tf32=False, twin=2),
+        Option("8 vmap + CUDA graph, TF32 on", graph=True, tf32=True, twin=4),
+        Option("9 loop + CUDA graph, TF32 off", vectorize=False, graph=True, tf32=False, twin=1),
+        Option("10 vmap + CUDA graph + channels-last", graph=True, channels_last=True, twin=5),
+        Option("11 vmap + torch.compile", compile=True),
     ]
     name, base, batch, loss_fn, inner_lr = conv_workload(conv_tasks, device, n_query=args.n_query)
     check_batches = [conv_batch(conv_tasks, 5, 1, args.n_query, device, seed=10 + i) for i in range(4)]
     defaults = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     emit(f"PyTorch's TF32 defaults here: matmul {defaults[0]}, cuDNN convolutions {defaults[1]}")
     emit("")
-    header = f"| {'option':44s} | order  | steps | {'tasks/s':>9s} | {'x loop':>7s} |  grad gap |"
+    header = f"| {'option':44s} | order  | steps | {'tasks/s':>9s} | {'x loop':>7s} | grad gap | gap to        |"
     emit(header)
     emit("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     state = copy.deepcopy(base.state_dict())
@@ -348,8 +353,9 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
         for inner_steps in args.option_steps:
             kwargs = dict(inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order)
             order = "first" if first_order else "second"
-            reference, loop_speed = None, None
-            for option in options:
+            grads: dict[int, tuple[list, list]] = {}  # row -> gradients at the first and the fourth step
+            loop_speed = None
+            for row, option in enumerate(options, start=1):
                 skip = option.unavailable(device, args)
                 if skip:
                     emit(f"| {option.label:44s} | {order:6s} | {inner_steps:5d} | {skip:>9s} |")
@@ -357,21 +363,28 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                 before = set_tf32(option.tf32)
                 alarm = OptionTimeout.start(args.option_timeout)
                 try:
-                    # accuracy: four plain SGD steps on four batches from the same weights (with a CUDA graph
-                    # the third is recorded and the fourth replays it); the fourth step's gradients are
-                    # compared. SGD, not Adam: Adam's first updates are about lr * sign(gradient), which
-                    # turns rounding differences in near-zero gradients into different weights.
+                    # accuracy: four plain SGD steps on four batches from the same weights. An eager row's
+                    # first-step gradients are compared with the loop's (same weights, same batch); a
+                    # CUDA-graph row's fourth-step gradients (the third step is recorded, the fourth
+                    # replays it) with those of the eager row it replays. SGD, not Adam: Adam's first
+                    # updates are about lr * sign(gradient), which turns rounding into different weights.
                     model = copy.deepcopy(base)
                     model.load_state_dict(state)
                     check_step = build_option_step(option, model, torch.optim.SGD(model.parameters(), lr=0.01),
                                                    check_batches, loss_fn, kwargs)
+                    seen = []
                     for _ in range(4):
                         check_step()
-                    grads = [p.grad.detach().clone() for p in model.parameters()]
-                    if reference is None:
-                        reference, gap = grads, "reference"
+                        seen.append([p.grad.detach().clone() for p in model.parameters()])
+                    grads[row] = (seen[0], seen[3])
+                    if row == 1:
+                        gap, against = "-", "(reference)"
+                    elif option.twin is None:
+                        gap, against = f"{relative_gap(seen[0], grads[1][0]):.1e}", "row 1, step 1"
+                    elif option.twin in grads:
+                        gap, against = f"{relative_gap(seen[3], grads[option.twin][1]):.1e}", f"row {option.twin}, step 4"
                     else:
-                        gap = f"{relative_gap(grads, reference):.1e}"
+                        gap, against = "-", f"row {option.twin} missing"
                     # speed: Adam, as in training
                     model = copy.deepcopy(base)
                     model.load_state_dict(state)
@@ -379,11 +392,11 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                                              loss_fn, kwargs)
                     seconds = timer.per_call(step, warmup=max(warmup, 3) if option.graph else warmup, repeats=repeats)
                     speed = conv_tasks / seconds
-                    if loop_speed is None:  # the first row is the loop
+                    if row == 1:
                         loop_speed = speed
                     ratio = f"{speed / loop_speed:6.1f}x" if loop_speed else "-"
                     emit(f"| {option.label:44s} | {order:6s} | {inner_steps:5d} | {speed:9.1f} | {ratio:>7s} "
-                         f"| {gap:>9s} |")
+                         f"| {gap:>8s} | {against:13s} |")
                 except Exception as exc:  # noqa: BLE001 - every option gets a row, failures included
                     reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:150]
                     emit(f"| {option.label:44s} | {order:6s} | {inner_steps:5d} | failed: {reason} |")
@@ -393,8 +406,9 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                     alarm.stop()
                     set_tf32(*before)
     emit("")
-    emit("grad gap: |difference| / |reference| of the gradients at the fourth of four SGD steps on four batches, every"
-         " option starting from the same weights; tasks/s: Adam steps, as in training; x loop: against the first row.")
+    emit("grad gap: |difference| / |reference| of the gradients (relative norm), every row from the same weights: an"
+         " eager row at its first SGD step against row 1's; a CUDA-graph row at its fourth SGD step (a replay) against"
+         " the eager row it records. tasks/s: Adam steps, as in training; x loop: against row 1.")
 
 
 # ------------------------------------------------------------------------------ table 3: adaptation only

@@ -12,13 +12,14 @@ In at most ``--budget`` seconds (default 530, inside the device tool's 10-minute
    writes ``$OUT/graph_check.json``, and lets training use graphs only when they agree;
 4. trains ``omniglot-maml-5w1s-finn`` (Finn et al. 2017, §5.2 and their code: 5-way 1-shot,
    meta-batch 32, 60,000 steps, 1 inner step with α = 0.4, 3 steps at test, one query image per
-   class at test) for the time left, pausing with a checkpoint (``--time-limit``); the run
-   folder is packed into ``$OUT/runs.tgz`` every 30 s and at the end. When the 60,000 steps are
-   done, the run is evaluated on the 600 fixed test tasks and ``results.json`` is in the archive.
+   class at test, validation every 500 steps on 100 held-out characters) for the time left,
+   pausing with a checkpoint (``--time-limit``); the run folder is packed into ``$OUT/runs.tgz``
+   every 30 s and at the end. When the 60,000 steps are done, the run is evaluated once on the
+   600 fixed test tasks and ``results.json`` is in the archive.
 
-Nothing is read from the test tasks before the end of training (no evaluation during training:
-the library has no validation split yet). Resumable: a later session that brings the last
-``runs.tgz`` as ``.gpu/runs.tgz`` continues the run where it stopped.
+The test tasks are locked while the run trains (the library's validation protocol). Resumable: a
+later session that brings the last ``runs.tgz`` as ``.gpu/runs.tgz`` continues the run where it
+stopped.
 
 On the developer machine, before the call::
 
@@ -63,16 +64,17 @@ def finn_config(dry_run: bool = False):
     from metalearn_lab.experiments import get_config
 
     config = get_config("omniglot-maml-5w1s", quick=False).replace(
-        name=EXPERIMENT, meta_batch_size=32, iterations=60000, n_way=5, k_shot=1, n_query=1,
-        inner_steps=1, inner_lr=0.4, first_order=False, outer_lr=1e-3, eval_inner_steps=3,
-        eval_n_query=1, eval_tasks=600, eval_every=0, checkpoint_every=1000,
-        note=("Finn et al. 2017 (Sec. 5.2; cbfinn/maml usage line): meta-batch 32, 60,000 steps, 1 inner step "
-              "alpha=0.4, 3 at test, 1 query per class at test; no evaluation during training (no validation "
-              "split yet); 1200/423 character split; Conv4 with max-pool (Finn's Omniglot net uses strided "
-              "convolutions) and batch-norm scale and shift (Finn's has no scale)"),
+        name=EXPERIMENT, validation_characters=100, meta_batch_size=32, iterations=60000, n_way=5, k_shot=1,
+        n_query=1, inner_steps=1, inner_lr=0.4, first_order=False, outer_lr=1e-3, eval_inner_steps=3,
+        eval_n_query=1, eval_tasks=600, eval_every=500, eval_tasks_during_training=100, checkpoint_every=1000,
+        note=("Finn et al. 2017 (Sec. 5.2; cbfinn/maml usage line and main.py): meta-batch 32, 60,000 steps, 1 inner "
+              "step alpha=0.4, 3 at test, 1 query per class at test, validation every 500 steps on 100 held-out "
+              "characters; differences: Conv4 with max-pool (Finn's Omniglot net uses strided convolutions) and "
+              "batch-norm scale and shift (Finn's has no scale), 1100/100/423 characters from our split"),
     )
     if dry_run:
-        config = config.replace(meta_batch_size=4, iterations=40, checkpoint_every=5, eval_tasks=10,
+        config = config.replace(meta_batch_size=4, iterations=40, checkpoint_every=5, eval_every=20,
+                                eval_tasks_during_training=5, eval_tasks=10,
                                 note="gpu_session.py --dry-run: a few steps to try the script, not a result")
     return config
 

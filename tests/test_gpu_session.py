@@ -30,7 +30,7 @@ def test_dry_run_benchmarks_trains_pauses_packs_and_resumes(tmp_path, omniglot_r
     assert "skipped (--no-compile)" in table
     assert "CUDA graphs are not available on cpu" in first.stdout
     check = json.loads((tmp_path / "out1" / "graph_check.json").read_text())
-    assert check["dry_run"] and check["sgd_grad_gap"] == 0 and not check["use_graphs"]
+    assert check["dry_run"] and check["sgd_grad_gap"] < 1e-5 and not check["use_graphs"]  # eager twice: rounding at most
     with tarfile.open(tmp_path / "out1" / "runs.tgz") as archive:
         assert f"./{RUN}/checkpoint.pt" in archive.getnames()
     paused = load_checkpoint(tmp_path / "runs" / RUN / "checkpoint.pt")
