@@ -250,8 +250,12 @@ class Option:
         return None
 
 
-class OptionTimeout(Exception):
-    """Raised in the main thread by SIGALRM when an option runs past ``--option-timeout``."""
+class OptionTimeout(BaseException):
+    """Raised in the main thread by SIGALRM when an option runs past ``--option-timeout``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: compilers catch ``Exception`` in places and
+    would swallow it.
+    """
 
     def __init__(self, seconds: float = 0):
         super().__init__(f"gave up after {seconds:.0f} s (--option-timeout)")
@@ -397,7 +401,7 @@ def options_table(args, device, timer, emit, repeats, warmup, conv_tasks):
                     ratio = f"{speed / loop_speed:6.1f}x" if loop_speed else "-"
                     emit(f"| {option.label:44s} | {order:6s} | {inner_steps:5d} | {speed:9.1f} | {ratio:>7s} "
                          f"| {gap:>8s} | {against:13s} |")
-                except Exception as exc:  # noqa: BLE001 - every option gets a row, failures included
+                except (Exception, OptionTimeout) as exc:  # noqa: BLE001 - every option gets a row, failures included
                     reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:150]
                     emit(f"| {option.label:44s} | {order:6s} | {inner_steps:5d} | failed: {reason} |")
                     if args.verbose:
