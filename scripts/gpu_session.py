@@ -82,31 +82,36 @@ def finn_config(dry_run: bool = False):
 # ------------------------------------------------------------------------------ on the developer machine
 
 
-def prepare(runs_archive: str | None) -> int:
+def prepare(runs_archive: str | None, gpu_dir: Path) -> int:
     """Fill ``.gpu/`` with what the device machine lacks: Omniglot, its decoded cache, the commit, runs."""
     from metalearn_lab import paths
 
+
+    if (gpu_dir / "runs").exists() and any((gpu_dir / "runs").iterdir()):
+        print(f"{gpu_dir / 'runs'} holds run folders from an earlier session on this machine; a session would continue "
+              "them instead of the archive. Move the folder away (or pack it and pass --runs-archive).", file=sys.stderr)
+        return 2
     data = paths.data_dir()
     zips = [data / "images_background.zip", data / "images_evaluation.zip"]
     missing = [str(z) for z in zips if not z.exists()]
     if missing:
         print(f"Omniglot zips not found: {missing}; set METALEARN_LAB_DATA to their folder", file=sys.stderr)
         return 2
-    (GPU_DIR / "omniglot").mkdir(parents=True, exist_ok=True)
-    (GPU_DIR / "cache").mkdir(parents=True, exist_ok=True)
+    (gpu_dir / "omniglot").mkdir(parents=True, exist_ok=True)
+    (gpu_dir / "cache").mkdir(parents=True, exist_ok=True)
     for z in zips:
-        shutil.copy2(z, GPU_DIR / "omniglot" / z.name)
-    os.environ[paths.CACHE_ENV] = str(GPU_DIR / "cache")
+        shutil.copy2(z, gpu_dir / "omniglot" / z.name)
+    os.environ[paths.CACHE_ENV] = str(gpu_dir / "cache")
     from metalearn_lab.data.omniglot import load_omniglot
 
     load_omniglot()  # decodes once here, so the GPU machine only reads the cache
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    (GPU_DIR / "COMMIT").write_text((commit or "unknown") + ("+changes" if dirty else "") + "\n")
+    (gpu_dir / "COMMIT").write_text((commit or "unknown") + ("+changes" if dirty else "") + "\n")
     if runs_archive:
-        shutil.copy2(runs_archive, GPU_DIR / "runs.tgz")
-    size = sum(f.stat().st_size for f in GPU_DIR.rglob("*") if f.is_file())
-    print(f"{GPU_DIR} ready ({size / 2**20:.1f} MiB): {sorted(p.name for p in GPU_DIR.iterdir())}")
+        shutil.copy2(runs_archive, gpu_dir / "runs.tgz")
+    size = sum(f.stat().st_size for f in gpu_dir.rglob("*") if f.is_file())
+    print(f"{gpu_dir} ready ({size / 2**20:.1f} MiB): {sorted(p.name for p in gpu_dir.iterdir())}")
     print('now: run(command="python3 scripts/gpu_session.py --out $OUT", carry=[".gpu"], timeout_s=600)')
     return 0
 
@@ -238,6 +243,7 @@ def checkpoint_step(runs: Path) -> int | None:
 
 
 def session(args) -> int:
+    gpu_dir = Path(args.gpu_dir)
     start = time.monotonic()
     deadline = start + args.budget
     out = Path(args.out).resolve()
@@ -246,12 +252,12 @@ def session(args) -> int:
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "PYTHONUNBUFFERED": "1"}
-    if (GPU_DIR / "omniglot").is_dir() and not os.environ.get("METALEARN_LAB_DATA"):
-        env["METALEARN_LAB_DATA"] = str(GPU_DIR / "omniglot")
-    if (GPU_DIR / "cache").is_dir() and not os.environ.get("METALEARN_LAB_CACHE"):
-        env["METALEARN_LAB_CACHE"] = str(GPU_DIR / "cache")
-    if (GPU_DIR / "COMMIT").exists() and not os.environ.get("METALEARN_LAB_COMMIT"):
-        env["METALEARN_LAB_COMMIT"] = (GPU_DIR / "COMMIT").read_text().strip()
+    if (gpu_dir / "omniglot").is_dir() and not os.environ.get("METALEARN_LAB_DATA"):
+        env["METALEARN_LAB_DATA"] = str(gpu_dir / "omniglot")
+    if (gpu_dir / "cache").is_dir() and not os.environ.get("METALEARN_LAB_CACHE"):
+        env["METALEARN_LAB_CACHE"] = str(gpu_dir / "cache")
+    if (gpu_dir / "COMMIT").exists() and not os.environ.get("METALEARN_LAB_COMMIT"):
+        env["METALEARN_LAB_COMMIT"] = (gpu_dir / "COMMIT").read_text().strip()
     os.environ.update({k: v for k, v in env.items() if k.startswith("METALEARN_LAB_")})
     device = "cpu" if args.dry_run else "cuda"
 
@@ -268,7 +274,7 @@ def session(args) -> int:
     log(f"machine: {json.dumps(info)}")
     log(f"data {env.get('METALEARN_LAB_DATA', '(default)')}, cache {env.get('METALEARN_LAB_CACHE', '(default)')}, "
         f"commit {env.get('METALEARN_LAB_COMMIT', '(git)')}, runs {runs}")
-    archive_in = Path(args.resume_from) if args.resume_from else GPU_DIR / "runs.tgz"
+    archive_in = Path(args.resume_from) if args.resume_from else gpu_dir / "runs.tgz"
     if archive_in.exists() and checkpoint_step(runs) is None:
         with tarfile.open(archive_in) as archive:
             archive.extractall(runs, filter="data")
@@ -357,7 +363,8 @@ def session(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for what comes back ($OUT)")
-    parser.add_argument("--runs", default=str(GPU_DIR / "runs"), help="run folders (default .gpu/runs)")
+    parser.add_argument("--runs", help="run folders (default .gpu/runs; with --dry-run OUT/dry-runs, so a dry run "
+                        "never leaves a tiny run where a real session would continue it)")
     parser.add_argument("--budget", type=float, default=530, help="seconds for the whole session (default 530)")
     parser.add_argument("--reserve", type=float, default=40, help="seconds kept after training for packing (default 40)")
     parser.add_argument("--min-train", type=float, default=200, help="seconds the benchmark must leave to training")
@@ -369,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="on the CPU, tiny settings: try the script")
     parser.add_argument("--prepare", action="store_true", help="on the developer machine: fill .gpu/")
     parser.add_argument("--runs-archive", dest="runs_archive", help="with --prepare: the last session's runs.tgz")
+    parser.add_argument("--gpu-dir", default=str(GPU_DIR), help="what travels to the GPU machine (default .gpu)")
     parser.add_argument("--train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     parser.add_argument("--time-limit", type=float, default=None, help=argparse.SUPPRESS)
@@ -376,13 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.prepare:
-        return prepare(args.runs_archive)
+        return prepare(args.runs_archive, Path(args.gpu_dir))
     if args.train:
         return train(args)
     if not args.out:
         parser.error("--out (or $OUT) is required")
     if args.budget < 60:
         parser.error(f"--budget must be at least 60 seconds, got {args.budget}")
+    if args.runs is None:
+        args.runs = str(Path(args.out) / "dry-runs") if args.dry_run else str(Path(args.gpu_dir) / "runs")
     return session(args)
 
 
