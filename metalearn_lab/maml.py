@@ -24,6 +24,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from metalearn_lab.autodiff import peak_saved_tensor_bytes
+from metalearn_lab.functional_models import functional_forward, has_fast_forward
 from metalearn_lab.models import unchanged
 from metalearn_lab.validation import check_float, check_int
 
@@ -148,12 +149,16 @@ def functional_adapt(model: torch.nn.Module, loss_fn: LossFn, *, inner_steps: in
     """Build a pure ``adapt_fn(params, buffers, x_support, y_support) -> adapted params``.
 
     The same inner loop as :func:`adapt`, written with :func:`torch.func.grad` so that it can be
-    mapped over tasks with :func:`torch.func.vmap` (used by :func:`meta_loss` and Reptile).
+    mapped over tasks with :func:`torch.func.vmap` (used by :func:`meta_loss` and Reptile). The
+    network is evaluated by :func:`~metalearn_lab.functional_models.functional_forward`: a
+    hand-written pure form for the MAML Conv4 (the same numbers, less work), ``functional_call``
+    for any other model.
     """
     inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
+    forward = functional_forward(model)
 
     def support_loss(p, b, x, y):
-        return loss_fn(functional_call(model, (p, b), (x,)), y)
+        return loss_fn(forward(p, b, x), y)
 
     def adapt_fn(params, buffers, x_support, y_support):
         adapted = dict(params)
@@ -170,9 +175,10 @@ def functional_adapt(model: torch.nn.Module, loss_fn: LossFn, *, inner_steps: in
 def _functional_task(model: torch.nn.Module, loss_fn: LossFn, inner_steps: int, inner_lr: InnerLR, first_order: bool):
     """Build ``task(params, buffers, x_support, y_support, x_query) -> query prediction``, pure and vmappable."""
     adapt_fn = functional_adapt(model, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order)
+    forward = functional_forward(model)
 
     def task(params, buffers, x_support, y_support, x_query):
-        return functional_call(model, (adapt_fn(params, buffers, x_support, y_support), buffers), (x_query,))
+        return forward(adapt_fn(params, buffers, x_support, y_support), buffers, x_query)
 
     return task
 
@@ -199,8 +205,9 @@ def meta_loss(
     vectorize : bool or None
         ``True`` maps the inner loop over tasks with :func:`torch.func.vmap`; ``False`` loops over
         tasks in Python with :func:`adapt`. Both give the same loss and gradients. ``None`` picks
-        the faster one measured on CPU (``benchmarks/maml_throughput.py``): vmap for MLPs, the loop
-        for convolutional nets, whose per-task weights make vmapped convolutions slow.
+        the faster one as measured by ``benchmarks/maml_throughput.py`` (:func:`prefers_vmap`).
+        On the CPU the vmap path maps the MAML Conv4 over chunks of :data:`VMAP_CPU_CHUNK_SIZE`
+        tasks, whose activations stay in the processor's cache.
 
     Returns
     -------
@@ -226,11 +233,13 @@ def meta_loss(
         raise ValueError(f"batch tensors must share the task dimension, got sizes {[t.shape[0] for t in batch]}")
     buffers = dict(buffers or {})
     if vectorize is None:
-        vectorize = prefers_vmap(model)
+        meta_gradient = torch.is_grad_enabled() and any(p.requires_grad for p in params.values())
+        vectorize = prefers_vmap(model, x_support.device, meta_gradient=meta_gradient)
     if vectorize:
         check_vectorizable(model)
         task = _functional_task(model, loss_fn, inner_steps, inner_lr, first_order)
-        predictions = vmap(task, in_dims=(None, None, 0, 0, 0), randomness="different")(
+        predictions = vmap(task, in_dims=(None, None, 0, 0, 0), randomness="different",
+                           chunk_size=_vmap_chunk_size(model, x_support.device))(
             dict(params), buffers, x_support, y_support, x_query
         )
     else:
@@ -342,10 +351,57 @@ def query_mse(model: torch.nn.Module, tasks, inner_steps: int, inner_lr: InnerLR
     return ((predictions - batch[3]) ** 2).flatten(1).mean(dim=1)
 
 
-def prefers_vmap(model: torch.nn.Module) -> bool:
-    """Whether :func:`meta_loss` should vectorise over tasks for ``model``: no for conv nets on CPU, nor for a
-    model whose batch norm updates running statistics (see :func:`writes_running_statistics`)."""
-    return not writes_running_statistics(model) and not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+#: Tasks per :func:`torch.func.vmap` chunk for the MAML Conv4 on the CPU. Measured on one thread
+#: (``benchmarks/README.md``): chunks of 8 tasks (8 MB of first-layer activations for 5-way 1-shot)
+#: run 10-30% faster than all 32 tasks at once, whose activations do not fit in the cache.
+VMAP_CPU_CHUNK_SIZE = 8
+
+
+def _vmap_chunk_size(model: torch.nn.Module, device: torch.device) -> int | None:
+    return VMAP_CPU_CHUNK_SIZE if device.type == "cpu" and has_fast_forward(model) else None
+
+
+def prefers_vmap(model: torch.nn.Module, device: torch.device | str | None = None, *, meta_gradient: bool = True) -> bool:
+    """Whether :func:`meta_loss` should vectorise over tasks for ``model``: the faster path, by measurement.
+
+    Measured with ``benchmarks/maml_throughput.py`` (tables in ``benchmarks/README.md``):
+
+    * on a GPU, vmap: the loop launches every small kernel once per task (provisional until the
+      GPU table is measured; the per-task loop ran about 5 steps of 8 tasks a second on an H100);
+    * networks without convolutions (the sine MLP), vmap: 4-7x the loop on the CPU;
+    * the MAML Conv4 (:func:`~metalearn_lab.functional_models.has_fast_forward`) on the CPU:
+      vmap when a meta-gradient is built (meta-training, 1.3-1.5x the loop), the loop when tasks
+      are only adapted (evaluation, Reptile: 0.6-1.1x the loop in repeated runs, no gain that
+      shows above the noise; all tasks' activations at once overflow the cache);
+    * other convolutional nets on the CPU, the loop;
+    * never for a model whose batch norm updates running statistics (:func:`writes_running_statistics`).
+
+    Parameters
+    ----------
+    model : nn.Module
+    device : where the tasks are (default: where ``model``'s parameters are)
+    meta_gradient : bool
+        ``True`` when the meta-gradient will be taken through the inner loop (training).
+
+    >>> from metalearn_lab.models import Conv4, SineMLP
+    >>> maml_net = Conv4(out_features=5, track_running_stats=False)
+    >>> prefers_vmap(SineMLP()), prefers_vmap(maml_net), prefers_vmap(maml_net, meta_gradient=False)
+    (True, True, False)
+    >>> prefers_vmap(Conv4(out_features=5).eval()), prefers_vmap(Conv4(out_features=5).eval(), "cuda")
+    (False, True)
+    >>> prefers_vmap(Conv4(out_features=5), "cuda")  # training mode: its batch norm writes running statistics
+    False
+    """
+    if writes_running_statistics(model):  # vmap cannot write one set of running statistics from many tasks
+        return False
+    if device is None:
+        first = next(iter(model.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
+    if torch.device(device).type != "cpu":
+        return True
+    if not any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules()):
+        return True
+    return bool(meta_gradient) and has_fast_forward(model)
 
 
 def check_vectorizable(model: torch.nn.Module) -> None:

@@ -99,7 +99,9 @@ def reptile_step(
     outer_lr : float in (0, 1]
         :math:`\epsilon`, how far to move towards the adapted weights.
     vectorize : bool or None
-        Map the inner loops over tasks with :func:`torch.func.vmap` (``None``: only for non-conv nets).
+        Map the inner loops over tasks with :func:`torch.func.vmap` (``None``: the faster path,
+        :func:`~metalearn_lab.maml.prefers_vmap` with ``meta_gradient=False``: the loop for conv
+        nets on the CPU, vmap otherwise).
 
     Returns
     -------
@@ -126,8 +128,8 @@ def reptile_step(
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = dict(model.named_buffers())
     adapt_fn = functional_adapt(model, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, first_order=True)
-    if vectorize is None:
-        vectorize = prefers_vmap(model)
+    if vectorize is None:  # adaptation only: no meta-gradient through the inner loops
+        vectorize = prefers_vmap(model, x.device, meta_gradient=False)
     if vectorize:
         check_vectorizable(model)
     with torch.no_grad():

@@ -341,8 +341,46 @@ def test_accuracy():
 
 
 def test_prefers_vmap():
-    assert prefers_vmap(SineMLP())
-    assert not prefers_vmap(Conv4(out_features=5, track_running_stats=False))
+    """The choices measured in benchmarks/README.md, for each kind of model, use and device."""
+    maml_net = Conv4(out_features=5, track_running_stats=False)
+    assert prefers_vmap(SineMLP()) and prefers_vmap(SineMLP(), meta_gradient=False)
+    assert prefers_vmap(maml_net)  # meta-training with conv4_forward
+    assert not prefers_vmap(maml_net, meta_gradient=False)  # adaptation only: the loop keeps the cache
+    assert not prefers_vmap(Conv4(out_features=5))  # running-stats batch norm: no fast form
+    assert all(prefers_vmap(m, "cuda", meta_gradient=g) for m in (SineMLP(), maml_net, Conv4()) for g in (True, False))
+
+
+def test_meta_loss_chooses_the_path_by_use(monkeypatch):
+    """vectorize=None: vmap for meta-training the MAML Conv4 on the CPU, the loop under no_grad."""
+    import metalearn_lab.maml as maml
+
+    chosen = []
+    original = maml.prefers_vmap
+    monkeypatch.setattr(maml, "prefers_vmap", lambda *a, **k: chosen.append(original(*a, **k)) or chosen[-1])
+    model = Conv4(hidden=4, out_features=5, track_running_stats=False)
+    batch = (torch.randn(2, 5, 1, 28, 28), torch.arange(5).repeat(2, 1), torch.randn(2, 5, 1, 28, 28), torch.arange(5).repeat(2, 1))
+    meta_loss(model, dict(model.named_parameters()), batch, F.cross_entropy, inner_steps=1, inner_lr=0.4)
+    adapt_and_predict(model, batch, F.cross_entropy, inner_steps=1, inner_lr=0.4)
+    assert chosen == [True, False]
+
+
+def test_chunked_vmap_equals_unchunked(monkeypatch):
+    """On the CPU the MAML Conv4 is mapped over chunks of tasks: the same numbers as all at once."""
+    import metalearn_lab.maml as maml
+
+    torch.manual_seed(0)
+    model = Conv4(hidden=4, out_features=5, track_running_stats=False).double()
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(5, 5, 1, 28, 28, generator=g, dtype=torch.float64), torch.arange(5).repeat(5, 1),
+             torch.randn(5, 5, 1, 28, 28, generator=g, dtype=torch.float64), torch.arange(5).repeat(5, 1))
+    results = []
+    for chunk in (2, 64):
+        monkeypatch.setattr(maml, "VMAP_CPU_CHUNK_SIZE", chunk)
+        params = dict(model.named_parameters())
+        loss, _ = meta_loss(model, params, batch, F.cross_entropy, inner_steps=2, inner_lr=0.4, vectorize=True)
+        results.append(torch.autograd.grad(loss, list(params.values())))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------ learning happens

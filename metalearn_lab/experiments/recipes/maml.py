@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from metalearn_lab.cuda_graphs import make_meta_train_step
 from metalearn_lab.experiments.config import Float, Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.recipes.omniglot import EpisodeConfig, evaluate_by_adaptation, train_classes
-from metalearn_lab.maml import meta_train_step
 from metalearn_lab.metrics import accuracy
 from metalearn_lab.models import Conv4
 from metalearn_lab.samplers import EpisodeSampler
@@ -36,12 +36,13 @@ class OmniglotMAML(Recipe):
 
     def make_step(self, config, model, optimizer, device):
         sampler = EpisodeSampler(train_classes(config), config.n_way, config.k_shot, config.n_query)
+        # meta_train_step, or on a GPU with $METALEARN_LAB_CUDA_GRAPHS=1 the same step replayed as a CUDA graph
+        train_step = make_meta_train_step(model, optimizer, F.cross_entropy, inner_steps=config.inner_steps,
+                                          inner_lr=config.inner_lr, first_order=config.first_order)
 
         def step(i):
             episode = sampler.sample(config.meta_batch_size, generator=step_generator(config, i)).to(device)
-            loss, logits = meta_train_step(model, optimizer, episode.as_tuple(), F.cross_entropy,
-                                           inner_steps=config.inner_steps, inner_lr=config.inner_lr,
-                                           first_order=config.first_order)
+            loss, logits = train_step(episode.as_tuple())
             return {"loss": loss, "metric": float(accuracy(logits, episode.y_query).mean())}
 
         return step
