@@ -137,7 +137,7 @@ def test_grading_sorts_right_wrong_empty_broken_and_bad_notebooks(tmp_path):
     not_lesson = _tiny(tmp_path, "frank/homework.ipynb", ["x = 1"], lesson=None)
     out = tmp_path / "grades.csv"
     assert main(["grade", str(a), str(b), str(hang), str(crash), str(not_json), str(not_lesson), "--out", str(out),
-                 "--timeout", "20"]) == 0
+                 "--timeout", "40"]) == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     by = {(r["student"], r["exercise"]): r for r in rows}
     titles = list(classroom.exercises_of("maml_sinusoid").values())
