@@ -36,3 +36,33 @@ def test_the_results_page_shows_every_lesson_of_the_repository(tmp_path):
     table = page.split("## Lesson run times", 1)[1]
     for path in NOTEBOOKS.glob("[0-9][0-9]_*.md"):
         assert f"| {path.stem} |" in table
+
+
+def test_every_row_compared_with_a_paper_states_its_protocol_differences():
+    from metalearn_lab.report import PROTOCOL_DIFFERENCES, TARGETS
+
+    compared = {name for name, _, _, keys in TARGETS if keys and name.startswith(("omniglot", "sinusoid-maml", "sinusoid-pretrain"))}
+    assert compared <= set(PROTOCOL_DIFFERENCES), sorted(compared - set(PROTOCOL_DIFFERENCES))
+    assert all(PROTOCOL_DIFFERENCES[name] for name in compared)
+
+
+def test_the_results_table_marks_old_protocol_rows_and_shows_the_other_batching():
+    from metalearn_lab.experiments import ExperimentConfig
+    from metalearn_lab.report import load_results, results_table
+
+    results = load_results()
+    configs = {name: ExperimentConfig.from_dict(r["config"]) for name, r in results.items()}
+    old = {name for name, c in configs.items()
+           if getattr(c, "validation_characters", None) == 0 or getattr(c, "validation_alphabets", None) == 0}
+    assert old, "the shipped runs include old-protocol ones: the test would check nothing"
+    table = results_table(results)
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    from metalearn_lab.report import TARGETS
+
+    for name, label, _, _ in TARGETS:
+        if name in results:
+            assert ("**old protocol**" in rows[label]) is (name in old), rows[label]
+    maml = dict(results["omniglot-maml-5w1s"])
+    maml["one_query_per_class_result"] = {"mean": 0.5, "ci95": 0.01, "transductive": True}
+    table = results_table({**results, "omniglot-maml-5w1s": maml})
+    assert any("1 query a class" in line and "50.0 ± 1.0%" in line for line in table.splitlines())
