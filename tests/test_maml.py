@@ -347,7 +347,9 @@ def test_prefers_vmap():
     assert prefers_vmap(maml_net)  # meta-training with conv4_forward
     assert not prefers_vmap(maml_net, meta_gradient=False)  # adaptation only: the loop keeps the cache
     assert not prefers_vmap(Conv4(out_features=5))  # running-stats batch norm: no fast form
-    assert all(prefers_vmap(m, "cuda", meta_gradient=g) for m in (SineMLP(), maml_net, Conv4()) for g in (True, False))
+    assert all(prefers_vmap(m, "cuda", meta_gradient=g) for m in (SineMLP(), maml_net, Conv4().eval()) for g in (True, False))
+    # a batch norm that writes running statistics in training mode cannot be vmapped, on any device
+    assert not any(prefers_vmap(Conv4(), d, meta_gradient=g) for d in ("cpu", "cuda") for g in (True, False))
 
 
 def test_meta_loss_chooses_the_path_by_use(monkeypatch):

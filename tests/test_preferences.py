@@ -51,7 +51,7 @@ def test_preference_curve_by_hand():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"width": (0.0, 1.0)}, "width must be a range of positive numbers"),
-    ({"sweet_spot": (5.0, 1.0)}, "sweet_spot must be a finite pair with low <= high"),
+    ({"sweet_spot": (5.0, 1.0)}, r"sweet_spot must be a pair \(low, high\) of finite numbers with low <= high"),
     ({"noise": -0.1}, "noise must be a finite number >= 0"),
     ({"x_range": (0.0,)}, "x_range must be a pair"),
 ])

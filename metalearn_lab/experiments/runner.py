@@ -225,7 +225,6 @@ def train_experiment(
             spent = {k: float(ckpt["metrics"].get(k, 0.0)) for k in spent}
             devices = list(ckpt["metrics"].get("devices", []))
             machines = list(ckpt["metrics"].get("machines", []))
-            best = ckpt.get("best") or None
     step_core = recipe.make_step(config, model, optimizer, device)
     position = {"step": start}  # steps done so far, for the validation record
 
