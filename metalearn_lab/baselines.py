@@ -192,6 +192,7 @@ def fit_from_scratch_batch(x_support: torch.Tensor, y_support: torch.Tensor, x_e
     steps = check_int("steps", steps, minimum=0)
     lr = check_float("lr", lr, low=0, low_open=True)
     seed = check_int("seed", seed, minimum=0)
+    hidden = check_int("hidden", hidden)
     if x_support.ndim != 3 or y_support.shape != x_support.shape or x_eval.ndim != 3 or x_eval.shape[0] != x_support.shape[0]:
         raise ValueError("x_support and y_support must be [n_tasks, K, 1] and x_eval [n_tasks, P, 1]; got "
                          f"{tuple(x_support.shape)}, {tuple(y_support.shape)} and {tuple(x_eval.shape)}")

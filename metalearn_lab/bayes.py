@@ -97,7 +97,7 @@ class GaussianPrior(nn.Module):
 
     def sample(self, x: torch.Tensor, n_samples: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Functions drawn from the prior at inputs ``x`` ``[T, n, x_dim]``: ``[n_samples, T, n]`` (no noise)."""
-        check_int("n_samples", n_samples)
+        n_samples = check_int("n_samples", n_samples)
         with torch.no_grad():
             cov = self.kernel(x, x)
             jitter = 1e-8 * cov.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[..., None, None]
@@ -194,7 +194,8 @@ class FeaturePrior(GaussianPrior):
         mean = torch.zeros(d, dtype=torch.float64) if weight_mean is None else torch.as_tensor(weight_mean, dtype=torch.float64)
         if mean.shape != (d,):
             raise ValueError(f"weight_mean must have shape ({d},) for n_features={d}, got {tuple(mean.shape)}")
-        if weight_cov is None or isinstance(weight_cov, (int, float)):
+        if weight_cov is None or not (isinstance(weight_cov, (list, tuple)) or len(getattr(weight_cov, "shape", ()))):
+            # one number (Python, NumPy or a 0-d tensor): that variance for every weight, no correlations
             scale = 1.0 if weight_cov is None else check_float("weight_cov", weight_cov, low=0, low_open=True)
             cov = scale * torch.eye(d, dtype=torch.float64)
         else:
@@ -386,6 +387,8 @@ def fit_empirical_bayes(prior: GaussianPrior, x: torch.Tensor, y: torch.Tensor, 
     _check_data(x, y, "fit_empirical_bayes")
     steps = check_int("steps", steps)
     lr = check_float("lr", lr, low=0, low_open=True)
+    if meta_batch_size is not None:
+        meta_batch_size = check_int("meta_batch_size", meta_batch_size)
     params = [p for p in prior.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the prior has no parameter with requires_grad=True: nothing to fit")
@@ -395,7 +398,7 @@ def fit_empirical_bayes(prior: GaussianPrior, x: torch.Tensor, y: torch.Tensor, 
         if meta_batch_size is None:
             xb, yb = x, y
         else:
-            idx = torch.randint(x.shape[0], (check_int("meta_batch_size", meta_batch_size),), generator=generator)
+            idx = torch.randint(x.shape[0], (meta_batch_size,), generator=generator)
             xb, yb = x[idx], y[idx]
         loss = -log_marginal_likelihood(prior, xb, yb).mean() / x.shape[1]
         optimizer.zero_grad()

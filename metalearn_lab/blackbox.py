@@ -46,6 +46,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 def check_context(x_support: torch.Tensor, y_support: torch.Tensor, x_query: torch.Tensor, x_dim: int, y_dim: int) -> None:
     """Raise ``ValueError`` unless the shapes are ``[T, K, x_dim]``, ``[T, K, y_dim]``, ``[T, Q, x_dim]`` with K >= 1."""
+    x_dim, y_dim = check_int("x_dim", x_dim), check_int("y_dim", y_dim)
     if x_support.dim() != 3 or y_support.dim() != 3 or x_query.dim() != 3:
         raise ValueError(f"x_support, y_support, x_query must be [tasks, points, features]; got shapes "
                          f"{tuple(x_support.shape)}, {tuple(y_support.shape)}, {tuple(x_query.shape)}")
@@ -99,8 +100,10 @@ class ConditionalNeuralProcess(nn.Module):
         super().__init__()
         self.x_dim, self.y_dim = check_int("x_dim", x_dim), check_int("y_dim", y_dim)
         hidden = check_int("hidden", hidden)
-        check_int("encoder_layers", encoder_layers)
-        check_int("decoder_layers", decoder_layers, minimum=2)
+        encoder_layers = check_int("encoder_layers", encoder_layers)
+        # the decoder: at least one hidden layer and the output layer
+        decoder_layers = check_int("decoder_layers", decoder_layers, minimum=2)
+        x_dim, y_dim = self.x_dim, self.y_dim
         self.min_std = check_float("min_std", min_std, low=0, high=1, high_open=True)
         self.encoder = _mlp([x_dim + y_dim] + [hidden] * encoder_layers)
         self.decoder = _mlp([hidden + x_dim] + [hidden] * (decoder_layers - 1) + [2 * y_dim])
@@ -160,11 +163,13 @@ class InContextTransformer(nn.Module):
         d_model, n_heads = check_int("d_model", d_model), check_int("n_heads", n_heads)
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads; got d_model={d_model}, n_heads={n_heads}")
-        check_int("n_layers", n_layers)
+        n_layers = check_int("n_layers", n_layers)
+        dim_feedforward = check_int("dim_feedforward", dim_feedforward)
+        x_dim, y_dim = self.x_dim, self.y_dim
         self.min_std = check_float("min_std", min_std, low=0, high=1, high_open=True)
         self.embed_pair = nn.Linear(x_dim + y_dim, d_model)
         self.embed_query = nn.Linear(x_dim, d_model)
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, check_int("dim_feedforward", dim_feedforward), dropout=0.0,
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward, dropout=0.0,
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
@@ -214,7 +219,7 @@ def predict(model: nn.Module, x_support: torch.Tensor, y_support: torch.Tensor, 
     >>> tuple(std.shape)
     (5, 3, 1)
     """
-    check_int("chunk", chunk)
+    chunk = check_int("chunk", chunk)
     means, stds = [], []
     with torch.no_grad():
         for start in range(0, x_support.shape[0], chunk):

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from metalearn_lab.maml import InnerLR, LossFn, check_inner_loop, meta_loss, meta_train_step
+from metalearn_lab.validation import check_int
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 StepFn = Callable[[Batch], tuple[float, torch.Tensor]]
@@ -62,13 +63,12 @@ class GraphedMetaTrainStep:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, *,
                  inner_steps: int, inner_lr: InnerLR, first_order: bool = False, vectorize: bool | None = True,
                  warmup_steps: int = 2) -> None:
-        check_inner_loop(inner_steps, inner_lr)
+        inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
+        warmup_steps = check_int("warmup_steps", warmup_steps)
         params = list(model.parameters())
         if not params or any(p.device.type != "cuda" for p in params):
             devices = sorted({p.device.type for p in params})
             raise ValueError(f"GraphedMetaTrainStep needs a model on a CUDA device, got parameters on {devices or 'no device'}")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
-            raise ValueError(f"warmup_steps must be an integer >= 1, got {warmup_steps!r}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.kwargs = dict(inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order, vectorize=vectorize)
         self.warmup_steps = warmup_steps
@@ -175,7 +175,7 @@ def make_meta_train_step(model: torch.nn.Module, optimizer: torch.optim.Optimize
     if cuda_graph:
         return GraphedMetaTrainStep(model, optimizer, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
                                     first_order=first_order, vectorize=True if vectorize is None else vectorize)
-    check_inner_loop(inner_steps, inner_lr)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
 
     def step(batch: Batch) -> tuple[float, torch.Tensor]:
         return meta_train_step(model, optimizer, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,

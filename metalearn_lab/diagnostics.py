@@ -143,6 +143,7 @@ def check_gradient(loss_and_gradient: Callable[[], tuple[torch.Tensor, Params]],
     directions = check_int("directions", directions)
     eps = check_float("eps", eps, low=0, low_open=True)
     tolerance = check_float("tolerance", tolerance, low=0, low_open=True)
+    seed = check_int("seed", seed, minimum=0)
     _, gradient = loss_and_gradient()
     missing = sorted(set(params) - set(gradient))
     if missing:
@@ -203,6 +204,7 @@ def check_queries_independent(predict: Callable[..., torch.Tensor], model: torch
     True
     """
     atol = check_float("atol", atol, low=0)
+    seed = check_int("seed", seed, minimum=0)
     if x_query.shape[0] < 2:
         raise ValueError(f"x_query needs at least 2 queries to compare, got {x_query.shape[0]}")
     generator = torch.Generator().manual_seed(seed)

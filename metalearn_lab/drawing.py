@@ -499,7 +499,7 @@ def plot_mse_by_k(rows, k_shots=(1, 2, 5, 10), *, ax=None, train_range=None, tit
     k_shots : sequence of int
     train_range : (low, high) or None
         Shaded: the K that training saw.
-    floor : float
+    floor : float > 0
         Means below it (an exact learner's 1e-10) are drawn at it, so that the log axis shows the
         differences that matter; the axis label says so.
 
@@ -518,6 +518,7 @@ def plot_mse_by_k(rows, k_shots=(1, 2, 5, 10), *, ax=None, train_range=None, tit
 
     from metalearn_lab.metrics import mean_confidence_interval
 
+    floor = check_float("floor", floor, low=0, low_open=True)  # a log axis starts above 0
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 3.8))
     for i, (name, by_k) in enumerate(rows.items()):

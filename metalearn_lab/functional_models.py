@@ -34,6 +34,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metalearn_lab.models import Conv4, TaskBatchNorm2d
+from metalearn_lab.validation import check_float, check_int
 
 Params = Mapping[str, torch.Tensor]
 Forward = Callable[[Params, Params, torch.Tensor], torch.Tensor]
@@ -60,6 +61,7 @@ def task_batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, e
     >>> torch.allclose(task_batch_norm(x, bn.weight, bn.bias), bn(x), atol=1e-6)
     True
     """
+    eps = check_float("eps", eps, low=0, low_open=True)
     if x.dim() != 4:
         raise ValueError(f"task_batch_norm expects x shaped [batch, channels, height, width], got {tuple(x.shape)}")
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
@@ -93,6 +95,8 @@ def conv4_forward(params: Params, x: torch.Tensor, *, blocks: int = 4, eps: floa
     >>> torch.allclose(conv4_forward(dict(model.named_parameters()), x), model(x), atol=1e-5)
     True
     """
+    blocks = check_int("blocks", blocks, minimum=1, maximum=4)  # Conv4 has four blocks
+    eps = check_float("eps", eps, low=0, low_open=True)
     if x.dim() != 4:
         raise ValueError(f"Conv4 expects images shaped [batch, channels, height, width], got {tuple(x.shape)}")
     for i in range(blocks):

@@ -99,7 +99,10 @@ def conv4_side(image_size: int, downsample: str = "maxpool") -> int:
     >>> conv4_side(28), conv4_side(28, "stride"), conv4_side(84)
     (1, 2, 5)
     """
-    side = image_size
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLING}, got {downsample!r}")
+    # four halvings must leave at least one pixel: 16 → 1 with max-pooling (which floors), 1 → 1 with strides
+    side = check_int("image_size", image_size, minimum=16 if downsample == "maxpool" else 1)
     for _ in range(4):
         side = side // 2 if downsample == "maxpool" else (side + 1) // 2
     return side
@@ -145,13 +148,12 @@ class Conv4(nn.Module):
         super().__init__()
         in_channels, hidden = check_int("in_channels", in_channels), check_int("hidden", hidden)
         out_features = None if out_features is None else check_int("out_features", out_features)
-        image_size = check_int("image_size", image_size)
         block = dict(track_running_stats=track_running_stats, downsample=downsample)
         self.features = nn.Sequential(
             conv_block(in_channels, hidden, **block),
             *[conv_block(hidden, hidden, **block) for _ in range(3)],
         )
-        side = conv4_side(image_size, downsample)
+        side = conv4_side(image_size, downsample)  # checks image_size
         self.head = nn.Linear(hidden * side * side, out_features) if out_features else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metalearn_lab.metrics import format_mse
+from metalearn_lab.validation import check_int
 
 RESULTS_DIR = Path(__file__).parent / "results"
 
@@ -261,6 +262,8 @@ def mse_by_k_table(rows: dict[str, dict[int, Any]], k_shots: tuple[int, ...] = (
     | zero | 2.0 ± 12.7 |
     """
     from metalearn_lab.metrics import mean_confidence_interval, summarize_mse
+
+    digits = check_int("digits", digits, minimum=0)
 
     def cell(name, values):
         if any(tag in name for tag in gradient_based):

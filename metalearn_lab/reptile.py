@@ -158,7 +158,7 @@ def nichol_adam(parameters, lr: float = 1e-3) -> torch.optim.Optimizer:
     >>> nichol_adam([torch.nn.Parameter(torch.zeros(2))]).defaults["betas"]
     (0.0, 0.999)
     """
-    return torch.optim.Adam(parameters, lr=lr, betas=(0.0, 0.999))
+    return torch.optim.Adam(parameters, lr=check_float("lr", lr, low=0, low_open=True), betas=(0.0, 0.999))
 
 
 def inner_minibatches(n_examples: int, inner_batch_size: int, inner_steps: int, *,
@@ -200,7 +200,7 @@ def train_on_task(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: t
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have one row per example; got {x.shape[0]} inputs and {y.shape[0]} targets")
     inner_steps = check_int("inner_steps", inner_steps)
-    batch = x.shape[0] if inner_batch_size is None else inner_batch_size
+    batch = x.shape[0] if inner_batch_size is None else check_int("inner_batch_size", inner_batch_size, maximum=x.shape[0])
     batches = inner_minibatches(x.shape[0], batch, inner_steps, generator=generator)
     loss = torch.zeros(())
     with torch.enable_grad():
@@ -260,7 +260,10 @@ def reptile_optimizer_step(
     >>> 0 < moved < 1
     True
     """
-    _check_outer_lr(outer_lr)
+    outer_lr = _check_outer_lr(outer_lr)
+    inner_steps = check_int("inner_steps", inner_steps)
+    if inner_batch_size is not None:  # at most the examples of a task
+        inner_batch_size = check_int("inner_batch_size", inner_batch_size, maximum=x.shape[1])
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must share the task dimension, got {x.shape[0]} and {y.shape[0]}")
     named = dict(model.named_parameters())
@@ -295,6 +298,9 @@ def fine_tune(model: torch.nn.Module, x_support: torch.Tensor, y_support: torch.
     >>> sorted(adapted), torch.equal(adapted["weight"], model.weight)
     (['bias', 'weight'], False)
     """
+    inner_steps = check_int("inner_steps", inner_steps)
+    if inner_batch_size is not None:  # at most the support set
+        inner_batch_size = check_int("inner_batch_size", inner_batch_size, maximum=x_support.shape[0])
     named = dict(model.named_parameters())
     theta = {k: v.detach().clone() for k, v in named.items()}
     try:
@@ -365,7 +371,7 @@ def reptile_step_cost(
     repeats = check_int("repeats", repeats)
     if threads is not None:
         threads = check_int("threads", threads)
-    check_inner_loop(inner_steps, inner_lr)
+    inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = dict(model.named_buffers())
     best, peak = math.inf, 0
@@ -436,7 +442,7 @@ def update_directions(batch_losses, params: Mapping[str, torch.Tensor], inner_lr
     (tensor([-1., -3.], dtype=torch.float64), tensor([-0.9000, -2.1000], dtype=torch.float64), tensor([-1., -3.], dtype=torch.float64))
     """
     batch_losses = _check_batches(batch_losses)
-    check_inner_loop(len(batch_losses), inner_lr)
+    _, inner_lr = check_inner_loop(len(batch_losses), inner_lr)
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
     names = list(theta)
     with torch.enable_grad():
@@ -544,7 +550,9 @@ def expected_update_directions(tasks, params: Mapping[str, torch.Tensor], inner_
     """
     import itertools
 
+    _, inner_lr = check_inner_loop(1, inner_lr)
     tasks = _check_tasks(tasks, n_batches)
+    n_batches = check_int("n_batches", n_batches)
     total = {m: {k: torch.zeros_like(v) for k, v in params.items()} for m in METHODS}
     count = 0
     for task in tasks:
@@ -654,7 +662,7 @@ def meta_directions(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_inner_loop(1, inner_lr)
+    _, inner_lr = check_inner_loop(1, inner_lr)
     if x_batches.dim() < 3 or x_batches.shape[:2] != y_batches.shape[:2]:
         raise ValueError("x_batches and y_batches must be [meta_batch_size, k, n, ...] with the same first two sizes, "
                          f"got {tuple(x_batches.shape)} and {tuple(y_batches.shape)}")

@@ -68,6 +68,8 @@ def point_robot_step(position, action, goal, *, action_limit: float = ACTION_LIM
     >>> position.tolist(), float(reward), bool(reached)
     ([0.1, 0.0], -0.0, True)
     """
+    action_limit = check_float("action_limit", action_limit, low=0, low_open=True)
+    tolerance = check_float("tolerance", tolerance, low=0, low_open=True)
     new_position = position + action.clip(-action_limit, action_limit)
     offset = new_position - goal
     reward = -((offset**2).sum(-1)) ** 0.5
@@ -129,7 +131,7 @@ class PointRobotEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode at the origin; ``options={"goal": (x, y)}`` sets the task for this episode."""
-        super().reset(seed=seed)
+        super().reset(seed=None if seed is None else check_int("seed", seed, minimum=0))
         goal = (options or {}).get("goal", self.fixed_goal)
         if goal is None:
             goal = self.np_random.uniform(*GOAL_RANGE, size=2)
@@ -205,14 +207,14 @@ class GaussianPolicy(nn.Module):
     def __init__(self, obs_dim: int = 2, action_dim: int = 2, hidden: tuple[int, ...] = (100, 100),
                  init_std: float = 1.0, action_scale: float = ACTION_LIMIT) -> None:
         super().__init__()
-        check_int("obs_dim", obs_dim)
-        check_int("action_dim", action_dim)
+        obs_dim, action_dim = check_int("obs_dim", obs_dim), check_int("action_dim", action_dim)
         init_std = check_float("init_std", init_std, low=0, low_open=True)
         self.action_scale = check_float("action_scale", action_scale, low=0, low_open=True)
         layers: list[nn.Module] = []
         width = obs_dim
         for h in hidden:
-            layers += [nn.Linear(width, check_int("hidden", h)), nn.ReLU()]
+            h = check_int("hidden", h)
+            layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, action_dim))
         self.mean_net = nn.Sequential(*layers)
@@ -375,6 +377,7 @@ def linear_baseline(observations: torch.Tensor, returns: torch.Tensor, mask: tor
     -------
     Tensor ``[n_tasks, n_episodes, horizon]`` (float32), 0 where ``mask`` is 0.
     """
+    reg = check_float("reg", reg, low=0, low_open=True)  # the ridge keeps the solve well posed (short episodes)
     features = baseline_features(observations) * mask.double()[..., None]
     n_tasks, d = features.shape[0], features.shape[-1]
     flat = features.reshape(n_tasks, -1, d)
@@ -393,6 +396,7 @@ def advantages(trajectories: Trajectories, discount: float = 0.99, *, baseline: 
     steps are shifted to mean 0 and scaled to standard deviation 1, which makes the policy-gradient
     step size independent of the scale of the rewards. Returns ``[n_tasks, n_episodes, horizon]``.
     """
+    discount = check_float("discount", discount, low=0, high=1)
     mask = trajectories.mask
     returns = reward_to_go(trajectories.rewards, mask, discount)
     values = linear_baseline(trajectories.observations, returns, mask) if baseline else torch.zeros_like(returns)
@@ -475,6 +479,7 @@ def maml_rl_loss(policy: nn.Module, params: Mapping[str, torch.Tensor], before: 
     ``before`` episodes' distribution on :math:`\theta` is not differentiated (later work, e.g.
     Rothfuss et al. 2019, adds that term).
     """
+    inner_lr = check_float("inner_lr", inner_lr, low=0, low_open=True)
 
     def one_task(obs_b, act_b, a_b, m_b, obs_a, act_a, a_a, m_a):
         g = grad(_surrogate, argnums=1)(policy, params, obs_b, act_b, a_b, m_b)
@@ -495,6 +500,9 @@ def maml_rl_step(policy: nn.Module, optimizer: torch.optim.Optimizer, goals: tor
     samples ``n_episodes`` more with each adapted policy, and updates θ with ``optimizer`` on
     :func:`maml_rl_loss`. Returns ``{"loss", "return_before", "return_after"}`` (mean returns).
     """
+    n_episodes, horizon = check_int("n_episodes", n_episodes), check_int("horizon", horizon)
+    inner_lr = check_float("inner_lr", inner_lr, low=0, low_open=True)
+    discount = check_float("discount", discount, low=0, high=1)
     params = dict(policy.named_parameters())
     before = rollout(policy, params, goals, n_episodes, horizon=horizon, generator=generator)
     adv_before = advantages(before, discount)
@@ -517,6 +525,8 @@ def joint_policy_gradient_step(policy: nn.Module, optimizer: torch.optim.Optimiz
     The policy is trained to do well on average over tasks, with no adaptation in the objective
     (Finn et al. 2017, §5.3, "pretrained" comparison). Returns ``{"loss", "return_before"}``.
     """
+    n_episodes, horizon = check_int("n_episodes", n_episodes), check_int("horizon", horizon)
+    discount = check_float("discount", discount, low=0, high=1)
     params = dict(policy.named_parameters())
     episodes = rollout(policy, params, goals, n_episodes, horizon=horizon, generator=generator)
     adv = advantages(episodes, discount)
@@ -543,6 +553,8 @@ def adaptation_episodes(policy: nn.Module, params: Mapping[str, torch.Tensor], g
     if len(rates) < steps:
         raise ValueError(f"inner_lr has {len(rates)} values for {steps} steps")
     rates = [check_float("inner_lr", r, low=0, low_open=True) for r in rates]
+    n_episodes, horizon = check_int("n_episodes", n_episodes), check_int("horizon", horizon)
+    discount = check_float("discount", discount, low=0, high=1)
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     params = {k: v.detach() for k, v in params.items()}

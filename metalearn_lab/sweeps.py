@@ -33,6 +33,7 @@ from typing import Any, Callable
 import torch
 
 from metalearn_lab import paths
+from metalearn_lab.validation import check_int
 
 #: Where shipped sweep results live (one JSON per sweep).
 SHIPPED_SWEEPS_DIR = Path(__file__).parent / "results" / "sweeps"
@@ -59,9 +60,9 @@ class Sweep:
         point trains with).
     test_on : dict label -> dict of config changes
         Extra test evaluations of each trained model, on another task distribution (read once).
-    validation_tasks : int
+    validation_tasks : int >= 2
         Validation tasks per point (what choosing between points may read).
-    train_tasks : int
+    train_tasks : int, 0 or >= 2
         If > 0, also score each model on that many tasks drawn from what it trained on (the pool
         of a pool-limited run): the other half of a generalisation gap. Needs a config with
         ``training_tasks()``.
@@ -95,15 +96,17 @@ class Sweep:
     note: str = ""
 
     def __post_init__(self) -> None:
-        from metalearn_lab.validation import check_int
-
         if not self.grid:
             raise ValueError(f"sweep {self.name!r} needs a grid: a dict field -> values")
         for key, values in {**self.grid, **(self.quick_grid or {})}.items():
             if not isinstance(values, (tuple, list)) or not values:
                 raise ValueError(f"grid[{key!r}] must hold at least one value, got {values!r}")
-        check_int("validation_tasks", self.validation_tasks)
-        check_int("train_tasks", self.train_tasks, minimum=0)
+        # a 95% interval needs 2 tasks; train_tasks 0: no score on training tasks
+        object.__setattr__(self, "validation_tasks", check_int("validation_tasks", self.validation_tasks, minimum=2))
+        train_tasks = check_int("train_tasks", self.train_tasks, minimum=0)
+        if train_tasks == 1:
+            raise ValueError("train_tasks must be 0 (no score on training tasks) or an integer >= 2, got 1")
+        object.__setattr__(self, "train_tasks", train_tasks)
 
     def points(self, *, quick: bool = False) -> list[dict[str, Any]]:
         """Every combination of the grid's values (the quick grid's when ``quick``), as dicts."""
@@ -215,6 +218,7 @@ def run_sweep(sweep: Sweep | str, *, quick: bool = False, out: str | Path | None
     from metalearn_lab.experiments import recipe_for
     from metalearn_lab.experiments.runner import _commit, _machine_label
 
+    threads = None if threads is None else check_int("threads", threads)
     sweep = get_sweep(sweep) if isinstance(sweep, str) else sweep
     points = sweep.points(quick=quick)
     results: dict[str, Any] = {

@@ -29,7 +29,8 @@ def test_points_are_the_product_in_order_and_quick_grid_defaults_to_two_values()
 @pytest.mark.parametrize(("changes", "message"), [
     ({"grid": {}}, "needs a grid"),
     ({"grid": {"inner_lr": ()}}, "at least one value"),
-    ({"validation_tasks": 0}, "validation_tasks must be an integer >= 1"),
+    ({"validation_tasks": 1}, "validation_tasks must be an integer >= 2"),  # a 95% interval needs 2 tasks
+    ({"train_tasks": 1}, r"train_tasks must be 0 \(no score on training tasks\) or an integer >= 2"),
     ({"train_tasks": -1}, "train_tasks must be an integer >= 0"),
 ])
 def test_bad_sweeps_are_refused(changes, message):

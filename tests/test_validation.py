@@ -34,23 +34,36 @@ import metalearn_lab
 from metalearn_lab import (
     autodiff,
     baselines,
+    bayes,
+    blackbox,
     classroom,
     controls,
+    cuda_graphs,
+    diagnostics,
     drawing,
+    functional_models,
     maml,
     metrics,
     models,
     protonet,
     reptile,
+    rl,
     samplers,
     shipping,
     siamese,
+    sweeps,
     training,
     tryit,
 )
+from metalearn_lab import report as report_module
+from metalearn_lab.data import preferences
 from metalearn_lab.experiments import config as config_module
 from metalearn_lab.experiments import recipe, registry, runner, selection, splits
+from metalearn_lab.experiments.recipes import bayes as bayes_recipe
+from metalearn_lab.experiments.recipes import blackbox as blackbox_recipe
 from metalearn_lab.experiments.recipes import omniglot as omniglot_recipe
+from metalearn_lab.experiments.recipes import point_robot as point_robot_recipe
+from metalearn_lab.experiments.recipes import preference as preference_recipe
 from metalearn_lab.validation import check_float, check_int
 
 # modules whose names their packages re-use for a function (metalearn_lab.data.sinusoid, ...)
@@ -266,6 +279,101 @@ def _save_checkpoint(**kw):
         return training.save_checkpoint(f"{out}/c.pt", _mlp(), config={"a": 1}, **kw)
 
 
+# helpers for the lessons 07-12 modules (Reptile's analysis, Bayes, black-box learners, RL, sweeps)
+def _reptile_data(tasks=2, n=6):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(tasks, n, 2, generator=g), torch.randn(tasks, n, 1, generator=g)
+
+
+def _linear():
+    torch.manual_seed(0)
+    return torch.nn.Linear(2, 1)
+
+
+def _batch_losses():
+    a = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    return [lambda p: 0.5 * (a * p["w"] ** 2).sum(), lambda p: 0.5 * (a * (p["w"] - 1) ** 2).sum()]
+
+
+def _w():
+    return {"w": torch.zeros(2, dtype=torch.float64)}
+
+
+def _direction_batches():
+    b = sinusoid.SinusoidTasks().sample(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    return torch.stack([b.x_support, b.x_query], 1), torch.stack([b.y_support, b.y_query], 1)
+
+
+def _policy():
+    torch.manual_seed(0)
+    return rl.GaussianPolicy(hidden=(8,))
+
+
+def _episodes():
+    policy = _policy()
+    goals = rl.sample_goals(2, generator=torch.Generator().manual_seed(0))
+    trajectories = rl.rollout(policy, rl.policy_params(policy), goals, 2, horizon=4, generator=torch.Generator().manual_seed(1))
+    return policy, trajectories, rl.advantages(trajectories, 0.9)
+
+
+def _maml_rl_loss(**kw):
+    policy, before, adv = _episodes()
+    return rl.maml_rl_loss(policy, dict(policy.named_parameters()), before, adv, before, adv, **{"inner_lr": 0.1, **kw})
+
+
+def _rl_step(function, **kw):
+    policy = _policy()
+    goals = rl.sample_goals(2, generator=torch.Generator().manual_seed(0))
+    kw = {"n_episodes": 2, "horizon": 3, "generator": torch.Generator().manual_seed(1), **kw}
+    if function is rl.maml_rl_step:
+        kw = {"inner_lr": 0.1, **kw}
+    return function(policy, torch.optim.Adam(policy.parameters(), lr=1e-3), goals, **kw)
+
+
+def _adaptation(function, **kw):
+    policy = _policy()
+    goals = rl.sample_goals(2, generator=torch.Generator().manual_seed(0))
+    out = function(policy, rl.policy_params(policy), goals,
+                   **{"steps": 1, "n_episodes": 2, "inner_lr": 0.1, "horizon": 3, "generator": torch.Generator().manual_seed(1),
+                      **kw})
+    return list(out) if function is rl.adaptation_episodes else out  # a generator checks when it starts
+
+
+def _regression_sets():
+    x = torch.linspace(-1, 1, 4).reshape(1, 4, 1)
+    return x, x**2, torch.zeros(1, 2, 1)
+
+
+def _cnp():
+    torch.manual_seed(0)
+    return blackbox.ConditionalNeuralProcess(hidden=4)
+
+
+def _preference_users(**kw):
+    return preferences.PreferenceTasks().sample(**{"n_users": 3, "k_shot": 2, "generator": torch.Generator().manual_seed(0), **kw})
+
+
+def _bayes_config():
+    return registry.EXPERIMENTS["sinusoid-bayes-sine"].replace(eval_tasks_during_training=3, eval_n_query=5)
+
+
+def _blackbox_config():
+    return registry.EXPERIMENTS["sinusoid-cnp"].replace(eval_tasks_during_training=3, eval_n_query=5, hidden=4)
+
+
+def _point_robot_config():
+    return registry.EXPERIMENTS["point-robot-maml"].quick().replace(horizon=3, eval_episodes=2, eval_steps=1,
+                                                                   eval_tasks_during_training=2)
+
+
+def _preference_config():
+    return registry.EXPERIMENTS["preference-maml"].replace(eval_tasks_during_training=3, eval_n_query=5)
+
+
+def _toy_sweep(**kw):
+    return sweeps.Sweep("toy", "sinusoid-maml", grid={"inner_lr": (0.01,)}, **kw)
+
+
 NEEDS_OMNIGLOT = {"load_omniglot", "load_lake_runs", "omniglot_splits", "omniglot_test_tasks", "omniglot_validation_tasks",
                   "evaluation_tasks", "evaluate_by_adaptation", "background_classes", "validation_alphabets", "lake_validation_runs"}
 
@@ -317,7 +425,8 @@ ARGUMENTS: dict[str, Entry] = {
     "metalearn_lab.models.conv_block": Entry(lambda **kw: models.conv_block(**{"in_channels": 1, "out_channels": 4, **kw}),
                                              {"in_channels": Int(1, (0,)), "out_channels": Int(4, (0,))}),
     "metalearn_lab.models.Conv4": Entry(lambda **kw: models.Conv4(**{"hidden": 4, **kw}),
-                                        {"in_channels": Int(1, (0,)), "hidden": Int(4, (0,)), "out_features": Int(5, (0,), none_ok=True)}),
+                                        {"in_channels": Int(1, (0,)), "hidden": Int(4, (0,)), "out_features": Int(5, (0,), none_ok=True),
+                                         "image_size": Int(16, (0, 8, 15))}),  # >= 16: four halvings by max-pooling leave a pixel
     "metalearn_lab.models.EmbeddingNet": Entry(lambda **kw: models.EmbeddingNet(**{"hidden": 4, **kw}),
                                                {"embedding_dim": Int(8, (0,)), "in_channels": Int(1, (0,)), "hidden": Int(4, (0,)),
                                                 "image_size": Int(28, (15, 0))}),
@@ -412,7 +521,8 @@ ARGUMENTS: dict[str, Entry] = {
                                                 {"cols": Int(2, (0,)), "pad": Int(1, (-1,)), "gap_value": Float(0.2, (-0.1, 1.1))}),
     "metalearn_lab.drawing.diagram_box": Entry(
         lambda **kw: _figure(lambda: drawing.diagram_box(_axes(), (0, 0), **{"width": 1.0, "height": 1.0, "text": "t", "color": "w", **kw})),
-        {"width": Float(1.0, (0.0,)), "height": Float(1.0, (-1.0,)), "fontsize": Float(8.0, (0.0,))}),
+        {"width": Float(1.0, (0.0,)), "height": Float(1.0, (-1.0,)), "fontsize": Float(8.0, (0.0,)),
+         "linewidth": Float(0.5, (-1.0,)), "alpha": Float(0.5, (-0.1, 1.1))}),
     "metalearn_lab.drawing.diagram_arrow": Entry(lambda **kw: _figure(lambda: drawing.diagram_arrow(_axes(), (0, 0), (1, 1), "t", **kw)),
                                                  {"rad": Float(0.2), "fontsize": Float(8.0, (0.0,))}),
     "metalearn_lab.drawing.diagram_axes": Entry(lambda **kw: _figure(lambda: drawing.diagram_axes(None, (2, 2), **{"height": 3.0, **kw})),
@@ -456,6 +566,185 @@ ARGUMENTS: dict[str, Entry] = {
     "metalearn_lab.drawing.plot_adaptation_curve": Entry(
         lambda **kw: _figure(lambda: drawing.plot_adaptation_curve([0, 1], {"m": ([0.2, 0.5], [0.1, 0.1])}, **kw)),
         {"chance": Float(0.2, (-0.1, 1.5), none_ok=True)}),
+    # ---- Reptile with an optimizer, and Nichol et al.'s analysis of the update directions
+    "metalearn_lab.reptile.reptile_update": Entry(
+        lambda **kw: reptile.reptile_update({"w": torch.zeros(1)}, [{"w": torch.ones(1)}], **{"outer_lr": 0.5, **kw}),
+        {"outer_lr": Float(0.5, (0.0, -0.1, 1.5))}),
+    "metalearn_lab.reptile.nichol_adam": Entry(lambda **kw: reptile.nichol_adam([torch.nn.Parameter(torch.zeros(2))], **kw),
+                                               {"lr": Float(1e-3, (0.0, -1e-3))}),
+    "metalearn_lab.reptile.inner_minibatches": Entry(
+        lambda **kw: reptile.inner_minibatches(**{"n_examples": 10, "inner_batch_size": 5, "inner_steps": 2, **kw}),
+        {"n_examples": Int(10, (0, -1)), "inner_batch_size": Int(5, (0, 11)), "inner_steps": Int(2, (0,))}),
+    "metalearn_lab.reptile.train_on_task": Entry(
+        lambda **kw: (lambda m, x, y: reptile.train_on_task(m, torch.optim.SGD(m.parameters(), lr=0.1), x[0], y[0], F.mse_loss,
+                                                            **{"inner_steps": 2, **kw}))(_linear(), *_reptile_data()),
+        {"inner_steps": Int(2, (0,)), "inner_batch_size": Int(3, (0, 7), none_ok=True)}),
+    "metalearn_lab.reptile.reptile_optimizer_step": Entry(
+        lambda **kw: (lambda m, x, y: reptile.reptile_optimizer_step(
+            m, reptile.nichol_adam(m.parameters()), x, y, F.mse_loss,
+            **{"inner_steps": 2, "inner_batch_size": 3, "outer_lr": 0.5, **kw}))(_linear(), *_reptile_data()),
+        {"inner_steps": Int(2, (0,)), "inner_batch_size": Int(3, (0, 7), none_ok=True), "outer_lr": Float(0.5, (0.0, 1.5))}),
+    "metalearn_lab.reptile.fine_tune": Entry(
+        lambda **kw: (lambda m, x, y: reptile.fine_tune(m, x[0], y[0], F.mse_loss, **{"inner_steps": 2, **kw}))(
+            _linear(), *_reptile_data()),
+        {"inner_steps": Int(2, (0,)), "inner_batch_size": Int(3, (0, 7), none_ok=True)}),
+    "metalearn_lab.reptile.reptile_step_cost": Entry(
+        lambda **kw: reptile.reptile_step_cost(_mlp(), *_sine_batch().as_tuple()[:2], F.mse_loss,
+                                               **{"inner_steps": 1, "inner_lr": 0.01, "repeats": 1, **kw}),
+        {"inner_steps": Int(1, (-1,)), "inner_lr": Float(0.01, (0.0,)), "repeats": Int(1, (0,)), "threads": Int(1, (0,), none_ok=True)}),
+    "metalearn_lab.reptile.update_directions": Entry(
+        lambda **kw: reptile.update_directions(_batch_losses(), _w(), **{"inner_lr": 0.1, **kw}), {"inner_lr": Float(0.1, (0.0, -0.1))}),
+    "metalearn_lab.reptile.expected_update_directions": Entry(
+        lambda **kw: reptile.expected_update_directions([_batch_losses()], _w(), **{"inner_lr": 0.1, "n_batches": 2, **kw}),
+        {"inner_lr": Float(0.1, (0.0,)), "n_batches": Int(2, (0, 3))}),
+    "metalearn_lab.reptile.taylor_coefficients": Entry(lambda **kw: reptile.taylor_coefficients("Reptile", **{"n_batches": 2, **kw}),
+                                                       {"n_batches": Int(2, (0,))}),
+    "metalearn_lab.reptile.meta_directions": Entry(
+        lambda **kw: (lambda m: reptile.meta_directions(m, dict(m.named_parameters()), *_direction_batches(), F.mse_loss,
+                                                        **{"method": "MAML", "inner_lr": 0.01, **kw}))(_mlp()),
+        {"inner_lr": Float(0.01, (0.0,))}),
+    "metalearn_lab.reptile.meta_direction_step": Entry(
+        lambda **kw: (lambda m: reptile.meta_direction_step(m, torch.optim.Adam(m.parameters()), *_direction_batches(), F.mse_loss,
+                                                            **{"method": "Reptile", "inner_lr": 0.01, **kw}))(_mlp()),
+        {"inner_lr": Float(0.01, (0.0,))}),
+    # ---- Bayesian, non-parametric and black-box learners (lesson 08-09)
+    "metalearn_lab.bayes.GaussianPrior": Entry(lambda **kw: bayes.GaussianPrior(**kw),
+                                               {"noise_var": Float(1e-3, (1e-7, 0.0, -1.0)), "min_noise_var": Float(1e-6, (0.0, -1.0))}),
+    "metalearn_lab.bayes.GaussianPrior.sample": Entry(lambda **kw: bayes.RBFPrior().sample(torch.zeros(1, 3, 1), **kw),
+                                                      {"n_samples": Int(2, (0,))}),
+    "metalearn_lab.bayes.RBFPrior": Entry(lambda **kw: bayes.RBFPrior(**kw), {
+        "length_scale": Float(0.5, (0.0, -1.0)), "signal_var": Float(2.0, (0.0,)), "mean": Float(-0.5),
+        "noise_var": Float(1e-3, (0.0, 1e-7)), "min_noise_var": Float(1e-6, (0.0,))}),
+    "metalearn_lab.bayes.FeaturePrior": Entry(lambda **kw: bayes.FeaturePrior(bayes.sine_features, **{"n_features": 2, **kw}), {
+        "n_features": Int(2, (0,)), "weight_cov": Float(4.0, (0.0, -1.0), none_ok=True), "noise_var": Float(1e-3, (0.0,)),
+        "min_noise_var": Float(1e-6, (0.0,))}),
+    "metalearn_lab.bayes.fit_empirical_bayes": Entry(
+        lambda **kw: bayes.fit_empirical_bayes(bayes.RBFPrior(), *_sine_batch(4).as_tuple()[:2], **{"steps": 2, **kw}),
+        {"steps": Int(2, (0,)), "lr": Float(0.05, (0.0,)), "meta_batch_size": Int(2, (0,), none_ok=True)}),
+    "metalearn_lab.blackbox.check_context": Entry(
+        lambda **kw: blackbox.check_context(torch.zeros(2, 3, 1), torch.zeros(2, 3, 1), torch.zeros(2, 4, 1), **{"x_dim": 1, "y_dim": 1, **kw}),
+        {"x_dim": Int(1, (0,)), "y_dim": Int(1, (0,))}),
+    "metalearn_lab.blackbox.ConditionalNeuralProcess": Entry(lambda **kw: blackbox.ConditionalNeuralProcess(**{"hidden": 4, **kw}), {
+        "x_dim": Int(2, (0,)), "y_dim": Int(2, (0,)), "hidden": Int(4, (0,)), "encoder_layers": Int(2, (0,)),
+        "decoder_layers": Int(2, (1,)), "min_std": Float(0.01, (-0.1, 1.0))}),
+    "metalearn_lab.blackbox.InContextTransformer": Entry(
+        lambda **kw: blackbox.InContextTransformer(**{"d_model": 8, "n_heads": 2, "n_layers": 1, "dim_feedforward": 8, **kw}), {
+            "x_dim": Int(2, (0,)), "y_dim": Int(2, (0,)), "d_model": Int(8, (0,)), "n_heads": Int(2, (0,)), "n_layers": Int(1, (0,)),
+            "dim_feedforward": Int(8, (0,)), "min_std": Float(0.01, (-0.1, 1.0))}),
+    "metalearn_lab.blackbox.predict": Entry(
+        lambda **kw: blackbox.predict(_cnp(), torch.zeros(5, 2, 1), torch.zeros(5, 2, 1), torch.zeros(5, 3, 1), **kw), {"chunk": Int(2, (0,))}),
+    "metalearn_lab.baselines.knn_regression": Entry(lambda **kw: baselines.knn_regression(*_regression_sets(), **{"k": 2, **kw}),
+                                                    {"k": Int(2, (0,))}),
+    "metalearn_lab.baselines.kernel_regression": Entry(
+        lambda **kw: baselines.kernel_regression(*_regression_sets(), **{"bandwidth": 0.5, **kw}), {"bandwidth": Float(0.5, (0.0, -1.0))}),
+    "metalearn_lab.baselines.fit_from_scratch_batch": Entry(
+        lambda **kw: baselines.fit_from_scratch_batch(*_regression_sets()[:2], _regression_sets()[0], **{"steps": 2, "hidden": 4, **kw}),
+        {"steps": Int(2, (-1,)), "lr": Float(0.01, (0.0,)), "seed": Int(1, (-1,)), "hidden": Int(4, (0,))}),
+    "metalearn_lab.experiments.recipes.bayes.feature_network": Entry(
+        lambda **kw: bayes_recipe.feature_network(**{"hidden": 4, "n_features": 3, **kw}), {"hidden": Int(4, (0,)), "n_features": Int(3, (0,))}),
+    "metalearn_lab.experiments.recipes.bayes.SinusoidBayes.evaluate": Entry(
+        lambda **kw: bayes_recipe.SinusoidBayes().evaluate(_bayes_config(), bayes_recipe.build_prior(_bayes_config()), split="validation",
+                                                           device=torch.device("cpu"), **{"n_tasks": 2, **kw}),
+        {"n_tasks": Int(2, (0,), none_ok=True)}),
+    "metalearn_lab.experiments.recipes.blackbox.SinusoidBlackBox.evaluate": Entry(
+        lambda **kw: blackbox_recipe.SinusoidBlackBox().evaluate(_blackbox_config(), blackbox_recipe.build_blackbox(_blackbox_config()),
+                                                                 split="validation", device=torch.device("cpu"), **{"n_tasks": 2, **kw}),
+        {"n_tasks": Int(2, (0,), none_ok=True)}),
+    "metalearn_lab.experiments.recipes.blackbox.evaluate_by_k_shot": Entry(
+        lambda **kw: blackbox_recipe.evaluate_by_k_shot(_blackbox_config(), lambda batch: torch.zeros(len(batch)), split="validation",
+                                                        device=torch.device("cpu"), method="zero", **{"n_tasks": 2, **kw}),
+        {"n_tasks": Int(2, (0,), none_ok=True)}),
+    # ---- CUDA graphs and the hand-written Conv4 forward (the vmap work)
+    "metalearn_lab.cuda_graphs.GraphedMetaTrainStep": Entry(  # needs a CUDA model: any accepted number gets to that check
+        lambda **kw: (lambda m: cuda_graphs.GraphedMetaTrainStep(m, torch.optim.SGD(m.parameters(), lr=0.1), F.mse_loss,
+                                                                 **{"inner_steps": 1, "inner_lr": 0.01, **kw}))(_mlp()),
+        {"inner_steps": Int(1, (-1,)), "inner_lr": Float(0.01, (0.0,)), "warmup_steps": Int(2, (0,))},
+        after=(ValueError, "needs a model on a CUDA device")),
+    "metalearn_lab.cuda_graphs.make_meta_train_step": Entry(
+        lambda **kw: (lambda m: cuda_graphs.make_meta_train_step(m, torch.optim.SGD(m.parameters(), lr=0.1), F.mse_loss, cuda_graph=False,
+                                                                 **{"inner_steps": 1, "inner_lr": 0.01, **kw}))(_mlp()),
+        {"inner_steps": Int(1, (-1,)), "inner_lr": Float(0.01, (0.0,))}),
+    "metalearn_lab.functional_models.task_batch_norm": Entry(
+        lambda **kw: functional_models.task_batch_norm(torch.randn(2, 3, 4, 4), torch.ones(3), torch.zeros(3), **kw),
+        {"eps": Float(1e-3, (0.0, -1e-5))}),
+    "metalearn_lab.functional_models.conv4_forward": Entry(
+        lambda **kw: (lambda m: functional_models.conv4_forward(dict(m.named_parameters()), torch.randn(2, 1, 28, 28), **kw))(_maml_model()),
+        {"blocks": Int(4, (0, 5)), "eps": Float(1e-3, (0.0,))}),
+    "metalearn_lab.models.conv4_side": Entry(lambda **kw: models.conv4_side(**{"image_size": 28, **kw}), {"image_size": Int(84, (0, 15))}),
+    # ---- task families: preferences (lesson 10), sinusoid pools (lesson 11), the point robot (lesson 10)
+    "metalearn_lab.data.preferences.PreferenceBatch.task": Entry(lambda **kw: _preference_users().task(**kw), {"i": Int(2, (-1, 3))}),
+    "metalearn_lab.data.preferences.PreferenceTasks": Entry(lambda **kw: preferences.PreferenceTasks(**kw), {"noise": Float(0.0, (-0.1,))}),
+    "metalearn_lab.data.preferences.PreferenceTasks.sample": Entry(
+        _preference_users, {"n_users": Int(3, (0,)), "k_shot": Int(2, (0,)), "n_query": Int(1, (0,), none_ok=True)}),
+    "metalearn_lab.data.preferences.PreferenceTasks.grid": Entry(lambda **kw: preferences.PreferenceTasks().grid(**kw),
+                                                                 {"points": Int(5, (1,))}),
+    "metalearn_lab.data.sinusoid.SinusoidTasks.pool": Entry(lambda **kw: sinusoid.SinusoidTasks().pool(**{"n_tasks": 3, **kw}),
+                                                            {"n_tasks": Int(3, (0,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.data.sinusoid.SinusoidTaskPool": Entry(
+        lambda **kw: sinusoid.SinusoidTaskPool(sinusoid.SinusoidTasks(), **{"n_tasks": 3, **kw}), {"n_tasks": Int(3, (0,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.data.sinusoid.SinusoidTaskPool.sample": Entry(
+        lambda **kw: sinusoid.SinusoidTasks().pool(3).sample(**{"meta_batch_size": 2, "k_shot": 2, **kw}),
+        {"meta_batch_size": Int(2, (0,)), "k_shot": Int(2, (0,)), "n_query": Int(1, (0,), none_ok=True)}),
+    "metalearn_lab.rl.point_robot_step": Entry(lambda **kw: rl.point_robot_step(np.zeros(2), np.array([0.5, 0.0]), np.array([0.1, 0.0]), **kw),
+                                               {"action_limit": Float(0.2, (0.0, -0.1)), "tolerance": Float(0.05, (0.0, -1.0))}),
+    "metalearn_lab.rl.PointRobotEnv": Entry(lambda **kw: rl.PointRobotEnv((0.1, 0.1), **kw), {"horizon": Int(5, (0,))}),
+    "metalearn_lab.rl.PointRobotEnv.reset": Entry(lambda **kw: rl.PointRobotEnv().reset(**kw), {"seed": Int(3, (-1,), none_ok=True)}),
+    "metalearn_lab.rl.sample_goals": Entry(lambda **kw: rl.sample_goals(**{"n_tasks": 2, **kw}), {"n_tasks": Int(2, (0,))}),
+    "metalearn_lab.rl.oracle_return": Entry(lambda **kw: rl.oracle_return((0.3, 0.0), **kw), {"horizon": Int(5, (0,))}),
+    "metalearn_lab.rl.GaussianPolicy": Entry(lambda **kw: rl.GaussianPolicy(hidden=(8,), **kw), {
+        "obs_dim": Int(3, (0,)), "action_dim": Int(3, (0,)), "init_std": Float(0.5, (0.0, -1.0)), "action_scale": Float(0.2, (0.0,))}),
+    "metalearn_lab.rl.rollout": Entry(
+        lambda **kw: (lambda p: rl.rollout(p, rl.policy_params(p), rl.sample_goals(2), **{"n_episodes": 2, "horizon": 3, **kw}))(_policy()),
+        {"n_episodes": Int(2, (0,)), "horizon": Int(3, (0,))}),
+    "metalearn_lab.rl.reward_to_go": Entry(lambda **kw: rl.reward_to_go(torch.ones(4), torch.ones(4), **{"discount": 0.5, **kw}),
+                                           {"discount": Float(0.5, (-0.1, 1.1))}),
+    "metalearn_lab.rl.linear_baseline": Entry(
+        lambda **kw: (lambda t: rl.linear_baseline(t.observations, rl.reward_to_go(t.rewards, t.mask, 0.9), t.mask, **kw))(_episodes()[1]),
+        {"reg": Float(1e-3, (0.0, -1.0))}),
+    "metalearn_lab.rl.advantages": Entry(lambda **kw: rl.advantages(_episodes()[1], **kw), {"discount": Float(0.9, (-0.1, 1.5))}),
+    "metalearn_lab.rl.adapt_policies": Entry(
+        lambda **kw: (lambda p, t, a: rl.adapt_policies(p, rl.policy_params(p), t, a, **{"inner_lr": 0.1, **kw}))(*_episodes()),
+        {"inner_lr": Float(0.1, (0.0, -0.1))}),
+    "metalearn_lab.rl.maml_rl_loss": Entry(_maml_rl_loss, {"inner_lr": Float(0.1, (0.0, -0.1))}),
+    "metalearn_lab.rl.maml_rl_step": Entry(lambda **kw: _rl_step(rl.maml_rl_step, **kw), {
+        "n_episodes": Int(2, (0,)), "horizon": Int(3, (0,)), "inner_lr": Float(0.1, (0.0,)), "discount": Float(0.9, (-0.1, 1.5))}),
+    "metalearn_lab.rl.joint_policy_gradient_step": Entry(lambda **kw: _rl_step(rl.joint_policy_gradient_step, **kw), {
+        "n_episodes": Int(2, (0,)), "horizon": Int(3, (0,)), "discount": Float(0.9, (-0.1, 1.5))}),
+    **{f"metalearn_lab.rl.{f.__name__}": Entry(lambda f=f, **kw: _adaptation(f, **kw), {
+        "steps": Int(2, (-1,)), "n_episodes": Int(2, (0,)), "inner_lr": Float(0.1, (0.0, -0.1)), "discount": Float(0.9, (-0.1, 1.5)),
+        "horizon": Int(3, (0,))}) for f in (rl.adaptation_episodes, rl.adaptation_returns)},
+    "metalearn_lab.experiments.recipes.point_robot.point_robot_goals": Entry(
+        lambda **kw: point_robot_recipe.point_robot_goals(_point_robot_config(), "validation", **kw), {"n_tasks": Int(3, (0, -1), none_ok=True)}),
+    "metalearn_lab.experiments.recipes.point_robot.adaptation_curve": Entry(
+        lambda **kw: point_robot_recipe.adaptation_curve(_point_robot_config(), _policy(), rl.sample_goals(2), lrs=[0.1], **{"seed": 1, **kw}),
+        {"seed": Int(1, (-1,))}),
+    "metalearn_lab.experiments.recipes.preference.preference_users": Entry(
+        lambda **kw: preference_recipe.preference_users(_preference_config(), "validation", **kw),
+        {"n_users": Int(2, (0, -1), none_ok=True), "k_shot": Int(3, (0, -1), none_ok=True)}),
+    "metalearn_lab.experiments.recipes.preference.user_mse": Entry(
+        lambda **kw: preference_recipe.user_mse(_mlp(), _preference_users(), **{"inner_steps": 1, "inner_lr": 0.01, **kw}),
+        {"inner_steps": Int(1, (-1,)), "inner_lr": Float(0.01, (0.0,))}),
+    # ---- sweeps, diagnostics, figures and tables of lessons 08-11
+    "metalearn_lab.sweeps.Sweep": Entry(_toy_sweep, {"validation_tasks": Int(2, (1, 0)), "train_tasks": Int(2, (1, -1))}),
+    "metalearn_lab.sweeps.run_sweep": Entry(lambda **kw: sweeps.run_sweep("no-such-sweep", progress=False, **kw),
+                                            {"threads": Int(1, (0,), none_ok=True)}, after=(ValueError, "unknown sweep")),
+    "metalearn_lab.diagnostics.check_gradient": Entry(
+        lambda **kw: (lambda w: diagnostics.check_gradient(lambda: ((w ** 3).sum(), {"w": 3 * w ** 2}), {"w": w}, **kw))(
+            torch.tensor([1.0, 2.0], dtype=torch.float64)),
+        {"directions": Int(2, (0,)), "eps": Float(1e-5, (0.0, -1e-6)), "tolerance": Float(1e-3, (0.0,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.diagnostics.check_queries_independent": Entry(
+        lambda **kw: diagnostics.check_queries_independent(lambda m, xs, ys, xq, yq: xq * 2, None, torch.zeros(2, 2), torch.zeros(2),
+                                                           torch.randn(3, 2), torch.zeros(3), **kw),
+        {"atol": Float(1e-5, (-1e-6,)), "seed": Int(1, (-1,))}),
+    "metalearn_lab.diagnostics.check_no_label_leak": Entry(
+        lambda **kw: diagnostics.check_no_label_leak(lambda m, xs, ys, xq, yq: xq * 2, None, torch.zeros(2, 2), torch.arange(2),
+                                                     torch.randn(3, 2), torch.arange(3), **kw),
+        {"atol": Float(1e-5, (-1e-6,))}),
+    "metalearn_lab.drawing.plot_mse_by_k": Entry(
+        lambda **kw: _figure(lambda: drawing.plot_mse_by_k({"a": {1: torch.tensor([1.0, 2.0])}}, k_shots=(1,), **kw)),
+        {"floor": Float(1e-3, (0.0, -1.0))}),
+    "metalearn_lab.report.mse_by_k_table": Entry(
+        lambda **kw: report_module.mse_by_k_table({"MAML": {1: torch.tensor([1.0, 3.0])}}, k_shots=(1,), **kw), {"digits": Int(1, (-1,))}),
 }
 
 #: Numeric arguments the table leaves out on purpose, and why.
@@ -514,6 +803,16 @@ def numeric_arguments() -> dict[str, set[str]]:
             if names:
                 found[qualname] = names
     return found
+
+
+def test_the_table_writes_each_function_once():
+    """A key written twice in the ``ARGUMENTS`` literal would silently drop the first entry's arguments."""
+    import ast
+
+    tree = ast.parse(inspect.getsource(inspect.getmodule(test_the_table_writes_each_function_once)))
+    table = next(node.value for node in tree.body if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "ARGUMENTS")
+    keys = [k.value for k in table.keys if isinstance(k, ast.Constant)]
+    assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})
 
 
 def test_the_table_names_every_numeric_argument():
@@ -600,7 +899,7 @@ def test_every_config_field_has_a_checked_range(config_class):
     ranges = config_module.field_ranges(config_class)
     for field in dataclasses.fields(config_class):
         parts = {p.strip() for p in str(field.type).split("|")}
-        numeric = parts & {"int", "float", "tuple[int, ...]", "tuple[float, ...]"}
+        numeric = parts & {"int", "float", "tuple[int, ...]", "tuple[float, ...]", "tuple[float, float]"}
         assert not numeric or field.name in ranges, f"{config_class.__name__}.{field.name} has no entry in its ranges"
     base = next(c for c in registry.EXPERIMENTS.values() if type(c) is config_class) if config_class is not config_module.ExperimentConfig \
         else config_module.ExperimentConfig("x")
@@ -610,6 +909,28 @@ def test_every_config_field_has_a_checked_range(config_class):
             assert base.replace(**{name: [np.int64(v) for v in value]}).__getattribute__(name) == value
             for bad in ([], [True], [-1], [float("nan")]):
                 with pytest.raises(ValueError, match=re.escape(name)):
+                    base.replace(**{name: bad})
+            continue
+        if isinstance(valid_range, config_module.Floats):
+            sample = value or (valid_range.each.low + 1 if valid_range.each.low is not None else 0.5,)
+            copy = base.replace(**{name: [np.float32(v) for v in sample[:-1]] + [torch.tensor(sample[-1])]})
+            assert all(type(v) is float for v in getattr(copy, name)) and getattr(copy, name) == pytest.approx(sample)
+            if valid_range.allow_empty:
+                assert base.replace(**{name: []}).__getattribute__(name) == ()
+            bad_lists = [[True], [float("nan")], [math.inf], "0.1", 0.1] + ([] if valid_range.allow_empty else [[]])
+            if valid_range.each.low is not None:
+                bad_lists.append([valid_range.each.low if valid_range.each.low_open else valid_range.each.low - 1])
+            for bad in bad_lists:
+                with pytest.raises(ValueError, match=rf"^{re.escape(name)}(\[0\])? must be "):
+                    base.replace(**{name: bad})
+            continue
+        if isinstance(valid_range, config_module.Interval):
+            low, high = value
+            copy = base.replace(**{name: (np.float32(low), torch.tensor(high, dtype=torch.float64))})
+            assert all(type(v) is float for v in getattr(copy, name)) and getattr(copy, name) == pytest.approx(value)
+            for bad in [(high + 1, low), (low,), (low, high, high), (True, high), (low, float("nan")), (-math.inf, high),
+                        "ab", None, low]:
+                with pytest.raises(ValueError, match=rf"^{re.escape(name)}(\[[01]\])? must be "):
                     base.replace(**{name: bad})
             continue
         numpy_value = np.int64(value) if isinstance(valid_range, config_module.Int) else np.float32(value)

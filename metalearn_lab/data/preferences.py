@@ -63,7 +63,8 @@ class PreferenceBatch:
         return self.x_support, self.y_support, self.x_query, self.y_query
 
     def task(self, i: int) -> "PreferenceBatch":
-        """User ``i`` as a batch of one."""
+        """User ``i`` as a batch of one (``0 <= i < len(self)``)."""
+        i = check_int("i", i, minimum=0, maximum=len(self) - 1)
         sl = slice(i, i + 1)
         return PreferenceBatch(*(t[sl] for t in (*self.as_tuple(), self.sweet_spot, self.width, self.height, self.baseline)))
 
@@ -120,17 +121,16 @@ class PreferenceTasks:
     x_range: tuple[float, float] = (0.0, 10.0)
 
     def __post_init__(self) -> None:
-        for name in ("sweet_spot", "width", "height", "baseline", "x_range"):
-            _check_range(name, getattr(self, name))
+        for name in ("sweet_spot", "width", "height", "baseline", "x_range"):  # plain floats, whatever numbers came in
+            object.__setattr__(self, name, _check_range(name, getattr(self, name)))
         if self.width[0] <= 0:
             raise ValueError(f"width must be a range of positive numbers, got {self.width!r}")
-        check_float("noise", self.noise, low=0)
+        object.__setattr__(self, "noise", check_float("noise", self.noise, low=0))
 
     def sample(self, n_users: int, k_shot: int, n_query: int | None = None, *,
                generator: torch.Generator | None = None) -> PreferenceBatch:
         """Draw ``n_users`` users with ``k_shot`` rated and ``n_query`` query exercises each (``n_query`` defaults to ``k_shot``)."""
-        check_int("n_users", n_users)
-        check_int("k_shot", k_shot)
+        n_users, k_shot = check_int("n_users", n_users), check_int("k_shot", k_shot)
         n_query = k_shot if n_query is None else check_int("n_query", n_query)
 
         def uniform(shape, bounds):

@@ -54,9 +54,41 @@ class Ints:
         return tuple(self.each.check(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
-def field_ranges(config_class: type) -> dict[str, Int | Float | Ints]:
+@dataclass(frozen=True)
+class Floats:
+    """A tuple of floats, each in the range of ``each``; empty only when ``allow_empty``."""
+
+    each: Float = Float()
+    allow_empty: bool = False
+
+    def check(self, name: str, value: Any) -> tuple[float, ...]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not (len(value) or self.allow_empty):
+            what = "a sequence" if self.allow_empty else "a non-empty sequence"
+            raise ValueError(f"{name} must be {what} of finite numbers, got {value!r}")
+        return tuple(self.each.check(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A pair ``(low, high)`` of finite numbers with ``low <= high``, each in the range of ``each``."""
+
+    each: Float = Float()
+
+    def check(self, name: str, value: Any) -> tuple[float, float]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            raise ValueError(f"{name} must be a pair (low, high) of finite numbers with low <= high, got {value!r}")
+        low, high = self.each.check(f"{name}[0]", value[0]), self.each.check(f"{name}[1]", value[1])
+        if low > high:
+            raise ValueError(f"{name} must be a pair (low, high) of finite numbers with low <= high, got {value!r}")
+        return low, high
+
+
+Range = Int | Float | Ints | Floats | Interval
+
+
+def field_ranges(config_class: type) -> dict[str, Range]:
     """The valid range of every numeric field of a config class (its own ``ranges`` and its bases')."""
-    merged: dict[str, Int | Float | Ints] = {}
+    merged: dict[str, Range] = {}
     for klass in reversed(config_class.__mro__):
         merged.update(vars(klass).get("ranges", {}))
     return merged
@@ -126,7 +158,7 @@ class ExperimentConfig:
 
     #: The valid range of each numeric field; a recipe's config class adds its own fields' ranges
     #: (checked on construction: NumPy and 0-d tensor numbers become Python numbers, bad values raise ``ValueError``).
-    ranges: ClassVar[dict[str, Int | Float | Ints]] = {
+    ranges: ClassVar[dict[str, Range]] = {
         "iterations": Int(0), "seed": Int(0), "meta_batch_size": Int(1), "outer_lr": Float(0, low_open=True),
         "lr_decay_every": Int(0), "eval_tasks": Int(2), "eval_seed": Int(0), "eval_every": Int(0),
         "eval_tasks_during_training": Int(2), "checkpoint_every": Int(0),

@@ -20,9 +20,10 @@ from torch import nn
 
 from metalearn_lab.bayes import FeaturePrior, RBFPrior, log_marginal_likelihood, posterior_predictive, sine_features
 from metalearn_lab.data.sinusoid import SinusoidTasks
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.recipes.blackbox import evaluate_by_k_shot
+from metalearn_lab.validation import check_int
 
 PRIORS = ("sine", "rbf", "features")
 
@@ -48,7 +49,12 @@ class BayesConfig(ExperimentConfig):
     eval_n_query: int = 100
     eval_k_shots: tuple[int, ...] = (1, 2, 5, 10)
 
+    # k_shot + n_query points per training task, all of them used: n_query may be 0
+    ranges = {"n_features": Int(1), "hidden": Int(1), "min_noise_var": Float(0, low_open=True), "k_shot": Int(1),
+              "n_query": Int(0), "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_k_shots": Ints(Int(1))}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
 
@@ -58,6 +64,7 @@ class BayesConfig(ExperimentConfig):
 
 def feature_network(hidden: int, n_features: int) -> nn.Sequential:
     """The feature map of ALPaCA-style priors: 1 → hidden → hidden → n_features, ReLU between layers."""
+    hidden, n_features = check_int("hidden", hidden), check_int("n_features", n_features)
     return nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_features))
 
 

@@ -17,7 +17,7 @@ import torch
 
 from metalearn_lab.blackbox import ConditionalNeuralProcess, InContextTransformer, gaussian_nll, predict
 from metalearn_lab.data.sinusoid import SinusoidTasks
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
 from metalearn_lab.experiments.recipe import Recipe, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.metrics import summarize_mse
@@ -50,9 +50,18 @@ class BlackBoxConfig(ExperimentConfig):
     eval_n_query: int = 100
     eval_k_shots: tuple[int, ...] = (1, 2, 5, 10)
 
+    ranges = {"hidden": Int(1), "layers": Int(1), "n_heads": Int(1), "dim_feedforward": Int(1),
+              "min_std": Float(0, 1, high_open=True), "k_min": Int(1), "k_max": Int(1), "n_query": Int(1),
+              "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_k_shots": Ints(Int(1))}
+
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.architecture == "cnp" and self.layers < 2:  # the decoder: at least one hidden layer and the output layer
+            raise ValueError(f"layers must be an integer >= 2 for architecture 'cnp', got {self.layers}")
+        if self.architecture == "transformer" and self.hidden % self.n_heads:
+            raise ValueError(f"hidden (d_model) must be divisible by n_heads; got hidden={self.hidden}, n_heads={self.n_heads}")
         if not 1 <= self.k_min <= self.k_max:
             raise ValueError(f"need 1 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
 

@@ -24,10 +24,11 @@ from typing import Any
 import torch
 
 from metalearn_lab import rl
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Floats, Int
 from metalearn_lab.experiments.recipe import Recipe, step_generator
-from metalearn_lab.experiments.splits import _check_unlocked
+from metalearn_lab.experiments.splits import _check_unlocked, _optional_count
 from metalearn_lab.metrics import mean_confidence_interval
+from metalearn_lab.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class PointRobotConfig(ExperimentConfig):
     eval_tasks_during_training: int = 20
     checkpoint_every: int = 10
 
+    ranges = {"n_episodes": Int(1), "horizon": Int(1), "discount": Float(0, 1), "inner_lr": Float(0, low_open=True),
+              "eval_steps": Int(0), "eval_episodes": Int(1),
+              "eval_lrs": Floats(Float(0, low_open=True), allow_empty=True),  # empty: inner_lr, then half of it
+              "candidate_lrs": Floats(Float(0, low_open=True), allow_empty=True)}  # empty: only point-robot-maml runs
+
     def quick(self) -> "PointRobotConfig":
         candidates = self.candidate_lrs[:2]
         return super().quick().replace(iterations=min(self.iterations, 2),
@@ -71,6 +77,7 @@ class PointRobotConfig(ExperimentConfig):
 
 def point_robot_goals(config: PointRobotConfig, split: str, n_tasks: int | None = None) -> torch.Tensor:
     """The fixed goals of ``split`` ("validation" or "test"), ``[n_tasks, 2]``; test goals are locked while training."""
+    n_tasks = _optional_count("n_tasks", n_tasks)  # None: the config's number
     if split == "test":
         _check_unlocked("point-robot test goals")
         seed, n = config.eval_seed, n_tasks or config.eval_tasks
@@ -93,6 +100,7 @@ def evaluation_lrs(config: PointRobotConfig, model: torch.nn.Module) -> list[flo
 def adaptation_curve(config: PointRobotConfig, model: torch.nn.Module, goals: torch.Tensor, *, lrs: list[float],
                      seed: int) -> torch.Tensor:
     """Mean return per goal after 0..``eval_steps`` updates, ``[n_goals, eval_steps + 1]`` (seeded episodes)."""
+    seed = check_int("seed", seed, minimum=0)
     policy = model.policy if isinstance(model, rl.ScratchAgent) else model
     rates = (lrs + [lrs[-1]] * config.eval_steps)[: max(config.eval_steps, 1)]
     return rl.adaptation_returns(policy, rl.policy_params(policy), goals, steps=config.eval_steps,

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.preferences import PreferenceBatch, PreferenceTasks
-from metalearn_lab.experiments.config import ExperimentConfig
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
 from metalearn_lab.experiments.recipe import Recipe, step_generator
-from metalearn_lab.experiments.splits import _check_unlocked
+from metalearn_lab.experiments.splits import _check_unlocked, _optional_count
 from metalearn_lab.maml import adapt_and_predict, meta_train_step
 from metalearn_lab.metrics import summarize_mse
 from metalearn_lab.models import SineMLP
@@ -45,6 +45,9 @@ class PreferenceConfig(ExperimentConfig):
     eval_n_query: int = 100
     eval_steps: tuple[int, ...] = (0, 1, 2, 5, 10)
 
+    ranges = {"k_shot": Int(1), "n_query": Int(1), "inner_steps": Int(0), "inner_lr": Float(0, low_open=True),
+              "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_steps": Ints(Int(0))}
+
     def quick(self) -> "PreferenceConfig":
         return super().quick().replace(iterations=min(self.iterations, 30))
 
@@ -57,6 +60,8 @@ def preference_users(config: PreferenceConfig, split: str, n_users: int | None =
     difficulties) then rate the first ``k_shot`` of a fixed list of exercises, so that results for
     several K are paired.
     """
+    n_users = _optional_count("n_users", n_users)  # None: the config's number
+    k_shot = _optional_count("k_shot", k_shot)  # None: config.eval_k_shot
     if split == "test":
         _check_unlocked("preference test users")
         seed, n = config.eval_seed, n_users or config.eval_tasks

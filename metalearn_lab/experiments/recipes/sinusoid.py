@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.sinusoid import SinusoidTaskPool, SinusoidTasks
-from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
+from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Interval, Ints
 from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.maml import meta_train_step, query_mse
@@ -54,14 +54,14 @@ class SinusoidConfig(ExperimentConfig):
 
     def training_tasks(self) -> SinusoidTasks | SinusoidTaskPool:
         """What training samples from: the distribution, or a pool of ``n_train_tasks`` of its tasks."""
-        if self.n_train_tasks < 0:
-            raise ValueError(f"n_train_tasks must be 0 (a new task every time) or a pool size >= 1, got {self.n_train_tasks}")
         if self.n_train_tasks:
             return self.distribution().pool(self.n_train_tasks, seed=self.seed)
         return self.distribution()
 
     ranges = {"k_shot": Int(1), "n_query": Int(1), "inner_steps": Int(0), "inner_lr": Float(0, low_open=True),
-              "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_steps": Ints(Int(0))}
+              "eval_k_shot": Int(1), "eval_n_query": Int(1), "eval_steps": Ints(Int(0)),
+              # any finite (low, high) with low <= high, as SinusoidTasks takes; n_train_tasks 0: a new task every time
+              "amplitude": Interval(), "phase": Interval(), "n_train_tasks": Int(0)}
 
     def quick(self) -> "SinusoidConfig":
         return super().quick().replace(iterations=min(self.iterations, 30))
