@@ -421,7 +421,9 @@ def config_name(algorithm: str) -> str:
 def _eval_config(algorithm: str):
     config = next(c for c in EXPERIMENTS.values() if c.algorithm == algorithm).quick()
     smaller = {"eval_inner_steps": 1, "eval_n_query": 2, "eval_steps": (1,)}
-    return config.replace(**{k: v for k, v in smaller.items() if hasattr(config, k)})
+    # a field keeps its type: eval_steps is a tuple of step counts for sinusoids and users, one count for the point robot
+    return config.replace(**{k: v if isinstance(getattr(config, k), tuple) else v[0] if isinstance(v, tuple) else v
+                             for k, v in smaller.items() if hasattr(config, k)})
 
 
 OWN_MODEL = "the recipe's own model"
@@ -457,6 +459,10 @@ def test_evaluate_experiment_leaves_the_model_unchanged_and_says_if_transductive
     if name == OWN_MODEL:
         torch.manual_seed(0)
         model = build_model(config).train(mode == "train")
+        if algorithm == "point-robot-scratch":  # its learning rate is chosen by its training steps, on validation goals
+            step = RECIPES[algorithm].make_step(config, model, None, torch.device("cpu"))
+            for i in range(len(config.candidate_lrs)):
+                step(i)
     else:
         model, _ = built(name, mode)
     before = state(model)
@@ -635,3 +641,59 @@ def test_pool_limited_sinusoid_run_trains_on_its_pool_only():
         expected = pool.sample(config.meta_batch_size, config.k_shot, config.n_query, generator=step_generator(config, i))
         assert torch.equal(expected.y_support, y_support)
         assert set(expected.amplitude.tolist()) <= set(pool.amplitude.tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# "not transductive" is a claim about the model: a query's prediction must not move when the
+# other queries of its task change. Checked on the black-box and Bayesian learners (their models
+# read the whole task at once), and the check must catch a transformer whose queries see each other.
+
+
+def _support_and_queries():
+    generator = torch.Generator().manual_seed(0)
+    x_support, x_query = torch.rand(3, 5, 1, generator=generator) * 10 - 5, torch.rand(3, 4, 1, generator=generator) * 10 - 5
+    other = x_query.clone()
+    other[:, 1:] = torch.rand(3, 3, 1, generator=generator) * 10 - 5  # the same first query, other companions
+    return x_support, torch.sin(x_support), x_query, other
+
+
+def _first_query_prediction(model, algorithm, x_support, y_support, x_query):
+    from metalearn_lab.bayes import posterior_predictive
+
+    with torch.no_grad():
+        if algorithm == "sinusoid-bayes":
+            return posterior_predictive(model, x_support, y_support, x_query)[0][:, 0]
+        return model.eval()(x_support, y_support, x_query)[0][:, 0]
+
+
+@pytest.mark.parametrize("name", [n for n, c in EXPERIMENTS.items() if c.algorithm in ("sinusoid-blackbox", "sinusoid-bayes")])
+def test_a_query_of_a_non_transductive_learner_is_predicted_without_the_other_queries(name):
+    config = get_config(name, quick=True)
+    torch.manual_seed(0)
+    model = build_model(config)
+    x_support, y_support, x_query, other = _support_and_queries()
+    a = _first_query_prediction(model, config.algorithm, x_support, y_support, x_query)
+    b = _first_query_prediction(model, config.algorithm, x_support, y_support, other)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    result = evaluate_experiment(config, model, n_tasks=2)
+    assert result["transductive"] is False and "; not transductive: " in result["protocol"]
+
+
+def test_a_transformer_whose_queries_see_each_other_is_called_transductive(monkeypatch):
+    from metalearn_lab.blackbox import InContextTransformer
+    from metalearn_lab.experiments.recipes.blackbox import queries_attend_to_each_other
+
+    config = get_config("sinusoid-transformer", quick=True)
+    torch.manual_seed(0)
+    model = build_model(config)
+    assert not queries_attend_to_each_other(model)
+    # open the mask between queries: predictions now depend on the other queries, and the evaluation must say so
+    monkeypatch.setattr(InContextTransformer, "attention_mask",
+                        staticmethod(lambda k_shot, n_query: torch.zeros(k_shot + n_query, k_shot + n_query, dtype=torch.bool)))
+    assert queries_attend_to_each_other(model)
+    x_support, y_support, x_query, other = _support_and_queries()
+    a = _first_query_prediction(model, "sinusoid-blackbox", x_support, y_support, x_query)
+    b = _first_query_prediction(model, "sinusoid-blackbox", x_support, y_support, other)
+    assert not torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    result = evaluate_experiment(config, model, n_tasks=2)
+    assert result["transductive"] is True and "; transductive: " in result["protocol"]

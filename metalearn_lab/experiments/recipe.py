@@ -21,13 +21,22 @@ StepFn = Callable[[int], dict[str, float]]
 SPLITS = ("validation", "test")
 
 
-def batch_norm_protocol(model: torch.nn.Module) -> dict[str, Any]:
+def batch_norm_protocol(model: torch.nn.Module, alone: str | None = None) -> dict[str, Any]:
     """Whether an evaluation of ``model`` in its current mode is transductive, as results files record it.
 
     Returns ``{"transductive": bool, "batch_norm": sentence}``; the sentence goes into the results'
     ``protocol``. Transductive: batch norm normalises each task's queries with their own statistics
     (:func:`metalearn_lab.models.uses_batch_statistics`), so a query's prediction depends on the
     other queries of its task, the protocol of Finn et al.'s MAML code (Nichol et al. 2018, §6).
+
+    ``alone`` says, for a recipe whose model has no batch norm, why each query is still predicted
+    on its own (a neural process decodes each query from the support set alone, a posterior mean at
+    a point depends on the support points only, ...); it replaces the generic "no batch norm" reason.
+
+    >>> batch_norm_protocol(torch.nn.Linear(1, 1))["batch_norm"]
+    'not transductive: no batch norm; each query is predicted on its own'
+    >>> batch_norm_protocol(torch.nn.Linear(1, 1), alone="each goal is learnt from its own episodes")["batch_norm"]
+    'not transductive: each goal is learnt from its own episodes'
     """
     from metalearn_lab.models import uses_batch_statistics
 
@@ -35,9 +44,13 @@ def batch_norm_protocol(model: torch.nn.Module) -> dict[str, Any]:
         return {"transductive": True, "batch_norm": "transductive: batch norm normalises each task's queries with their "
                 "own statistics, so a query's prediction depends on the other queries of its task"}
     has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    return {"transductive": False, "batch_norm": "not transductive: " + (
-        "batch norm uses the running statistics of training, so each query is classified on its own" if has_norm
-        else "no batch norm; each query is predicted on its own")}
+    if has_norm:
+        reason = "batch norm uses the running statistics of training, so each query is classified on its own"
+        if alone:
+            reason += f"; {alone}"
+    else:
+        reason = alone or "no batch norm; each query is predicted on its own"
+    return {"transductive": False, "batch_norm": "not transductive: " + reason}
 
 
 def step_generator(config: ExperimentConfig, step: int) -> torch.Generator:

@@ -21,7 +21,7 @@ from torch import nn
 from metalearn_lab.bayes import FeaturePrior, RBFPrior, log_marginal_likelihood, posterior_predictive, sine_features
 from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.recipes.blackbox import evaluate_by_k_shot
 from metalearn_lab.validation import check_int
 
@@ -107,5 +107,9 @@ class SinusoidBayes(Recipe):
             mean, _ = posterior_predictive(model, batch.x_support, batch.y_support, batch.x_query)
             return ((mean - batch.y_query) ** 2).mean(dim=(1, 2))
 
+        # the posterior mean at a query point depends on the support points and that point only
+        alone = batch_norm_protocol(model, alone="the posterior mean at each query point depends on the support "
+                                                 "points and that point only")
         return evaluate_by_k_shot(config, task_mse, split=split, n_tasks=n_tasks, device=device,
-                                  method=f"{config.prior} prior fitted by empirical Bayes, posterior mean")
+                                  method=f"{config.prior} prior fitted by empirical Bayes, posterior mean",
+                                  independence=alone)

@@ -6,6 +6,11 @@ al.'s sinusoid family with ``K ~ U{k_min, ..., k_max}`` support points (one K pe
 ``n_query`` query points, and takes an Adam step on the Gaussian negative log-likelihood of the
 queries (Garnelo et al. 2018, §2). Evaluation: query MSE of the predicted mean on the fixed test
 tasks at every K in ``eval_k_shots`` (the same tasks as the MAML runs at that K).
+
+Neither network is transductive: a conditional neural process encodes the support set and decodes
+every query from that summary alone, and the transformer's attention mask stops queries attending
+to each other (:func:`queries_attend_to_each_other` reads it), so a query's prediction does not
+depend on the other queries of its task.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import torch
 from metalearn_lab.blackbox import ConditionalNeuralProcess, InContextTransformer, gaussian_nll, predict
 from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.metrics import summarize_mse
+from metalearn_lab.models import unchanged
 
 ARCHITECTURES = ("cnp", "transformer")
 
@@ -84,6 +90,40 @@ def per_task_mse(model: torch.nn.Module, batch) -> torch.Tensor:
     return ((mean - batch.y_query) ** 2).mean(dim=(1, 2))
 
 
+def queries_attend_to_each_other(model: torch.nn.Module, k_shot: int = 3, n_query: int = 4) -> bool:
+    """Whether a query token of ``model`` can attend to another query token (read off its attention mask).
+
+    A conditional neural process has no attention between queries (False). For
+    :class:`~metalearn_lab.blackbox.InContextTransformer` the answer is whether any entry of
+    ``attention_mask(k_shot, n_query)`` that links two different queries is left open.
+
+    >>> queries_attend_to_each_other(InContextTransformer(d_model=8, n_heads=2, n_layers=1))
+    False
+    >>> queries_attend_to_each_other(ConditionalNeuralProcess(hidden=8))
+    False
+    """
+    if isinstance(model, ConditionalNeuralProcess):
+        return False
+    if not isinstance(model, InContextTransformer):
+        raise TypeError(f"queries_attend_to_each_other needs a ConditionalNeuralProcess or InContextTransformer, "
+                        f"got {type(model).__name__}")
+    blocked = model.attention_mask(k_shot, n_query)[k_shot:, k_shot:]
+    between = ~torch.eye(n_query, dtype=torch.bool)
+    return not bool(blocked[between].all())
+
+
+def independence(model: torch.nn.Module) -> dict[str, Any]:
+    """:func:`batch_norm_protocol` of a black-box learner, with why each query is (or is not) predicted alone."""
+    if isinstance(model, ConditionalNeuralProcess):
+        return batch_norm_protocol(model, alone="the support set is encoded once and each query is decoded from that "
+                                                "summary on its own")
+    if not queries_attend_to_each_other(model):
+        return batch_norm_protocol(model, alone="the attention mask lets each query attend to the support points only, "
+                                                "never to the other queries")
+    return {"transductive": True, "batch_norm": "transductive: queries attend to each other, so a query's prediction "
+                                                "depends on the other queries of its task"}
+
+
 class SinusoidBlackBox(Recipe):
     algorithm = "sinusoid-blackbox"
     config_class = BlackBoxConfig
@@ -111,23 +151,29 @@ class SinusoidBlackBox(Recipe):
 
     def evaluate(self, config: BlackBoxConfig, model: torch.nn.Module, *, split: str, n_tasks: int | None,
                  device: torch.device) -> dict[str, Any]:
-        model.eval()
-        try:
+        with unchanged(model):  # eval mode for the forward passes; the caller's modes come back
+            model.eval()
             return evaluate_by_k_shot(config, lambda batch: per_task_mse(model, batch), split=split, n_tasks=n_tasks,
-                                      device=device, method=f"{config.architecture}, one forward pass, no gradient steps")
-        finally:
-            model.train()
+                                      device=device, method=f"{config.architecture}, one forward pass, no gradient steps",
+                                      independence=independence(model))
+
+
+def _with_values(mse: torch.Tensor) -> dict[str, Any]:
+    """:func:`summarize_mse` with the per-task values the interval is over (``"values"``)."""
+    return {**summarize_mse(mse), "values": mse.detach().double().cpu().tolist()}
 
 
 def evaluate_by_k_shot(config: Any, task_mse: Callable[[Any], torch.Tensor], *, split: str, n_tasks: int | None,
-                       device: torch.device, method: str) -> dict[str, Any]:
+                       device: torch.device, method: str, independence: dict[str, Any]) -> dict[str, Any]:
     """Query MSE of a sinusoid learner at every K of ``config.eval_k_shots`` (and ``eval_k_shot``).
 
     ``task_mse(batch) -> [tasks]`` gives one MSE per task of a :class:`SinusoidBatch`. The tasks at
     each K are the fixed test (or validation) tasks of that K, the same for every learner. On the
     test split the headline ``"mean"`` is the MSE at ``eval_k_shot``; on the validation split, which
     chooses checkpoints, it is each task's MSE averaged over all the K (one score for few-shot
-    learning from 1 to 10 points, not only at one K).
+    learning from 1 to 10 points, not only at one K). ``"values"`` holds the per-task numbers of the
+    headline (each ``by_k_shot`` entry its own). ``independence`` is the learner's
+    :func:`batch_norm_protocol`: whether the evaluation is transductive, and the sentence that says so.
     """
     tasks = sinusoid_test_tasks if split == "test" else sinusoid_validation_tasks
     by_k_shot, values = {}, []
@@ -136,14 +182,15 @@ def evaluate_by_k_shot(config: Any, task_mse: Callable[[Any], torch.Tensor], *, 
             batch = tasks(config.replace(eval_k_shot=k_shot), n_tasks)
             batch = type(batch)(*(t.to(device) for t in batch.as_tuple()), batch.amplitude, batch.phase)
             mse = task_mse(batch).detach().cpu()
-            by_k_shot[str(k_shot)] = summarize_mse(mse)
+            by_k_shot[str(k_shot)] = _with_values(mse)
             if k_shot in config.eval_k_shots:
                 values.append(mse)
     shots = ", ".join(str(k) for k in config.eval_k_shots)
     if split == "test":
         headline, metric = by_k_shot[str(config.eval_k_shot)], f"query MSE, K={config.eval_k_shot}"
     else:
-        headline, metric = summarize_mse(torch.stack(values).mean(0)), f"query MSE averaged over K = {shots}"
+        headline, metric = _with_values(torch.stack(values).mean(0)), f"query MSE averaged over K = {shots}"
     return {"metric": f"{metric}; {method}", **headline, "by_k_shot": by_k_shot,
+            "transductive": independence["transductive"],
             "protocol": f"{headline['n_tasks']} {split} tasks A~U[0.1,5], phase~U[0,pi], x~U[-5,5] at each K = {shots}; "
-                        f"K support points, {config.eval_n_query} query points; {method}"}
+                        f"K support points, {config.eval_n_query} query points; {method}; {independence['batch_norm']}"}

@@ -25,7 +25,7 @@ import torch
 
 from metalearn_lab import rl
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Floats, Int
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import _check_unlocked, _optional_count
 from metalearn_lab.metrics import mean_confidence_interval
 from metalearn_lab.validation import check_int
@@ -109,18 +109,25 @@ def adaptation_curve(config: PointRobotConfig, model: torch.nn.Module, goals: to
                                  generator=torch.Generator().manual_seed(seed))
 
 
-def _summarise(curve: torch.Tensor, config: PointRobotConfig, split: str, lrs: list[float], what: str) -> dict[str, Any]:
+def _summarise(curve: torch.Tensor, config: PointRobotConfig, split: str, lrs: list[float], what: str,
+               model: torch.nn.Module) -> dict[str, Any]:
+    """Mean ± 95% CI over goals after each number of updates; ``values``: the per-goal returns behind each interval."""
     by_steps = {}
     for j in range(curve.shape[1]):
-        mean, half = mean_confidence_interval(curve[:, j])
-        by_steps[str(j)] = {"mean": mean, "ci95": half, "episodes": j * config.eval_episodes}
+        values = curve[:, j].double().tolist()
+        mean, half = mean_confidence_interval(values)
+        by_steps[str(j)] = {"mean": mean, "ci95": half, "episodes": j * config.eval_episodes, "values": values}
     last = by_steps[str(curve.shape[1] - 1)]
+    # each goal's policy learns from that goal's own episodes: the linear baseline and the advantage
+    # normalisation are per goal (rl.linear_baseline, rl.advantages), so no goal's result reads another's
+    norm = batch_norm_protocol(model, alone="each goal's policy is adapted on that goal's own episodes only (baseline "
+                                            "and advantage normalisation per goal)")
     return {"metric": f"average return after {config.eval_steps} policy-gradient updates ({what})",
-            "mean": last["mean"], "ci95": last["ci95"], "n_tasks": curve.shape[0], "by_steps": by_steps,
-            "per_task": curve.tolist(), "learning_rates": lrs,
+            "mean": last["mean"], "ci95": last["ci95"], "n_tasks": curve.shape[0], "values": last["values"],
+            "by_steps": by_steps, "per_task": curve.tolist(), "learning_rates": lrs, "transductive": norm["transductive"],
             "protocol": f"{curve.shape[0]} fixed {split} goals uniform in [-0.5, 0.5]^2, horizon {config.horizon}; "
                         f"{config.eval_episodes} episodes per update, {config.eval_optimizer} step sizes {lrs}; "
-                        "mean ± 95% CI over goals"}
+                        f"mean ± 95% CI over goals; {norm['batch_norm']}"}
 
 
 class PointRobotMAML(Recipe):
@@ -149,7 +156,7 @@ class PointRobotMAML(Recipe):
         lrs = evaluation_lrs(config, model)
         seed = config.eval_seed + (2 if split == "test" else 3)
         return _summarise(adaptation_curve(config, model, goals, lrs=lrs, seed=seed), config, split, lrs,
-                          "meta-trained initial policy")
+                          "meta-trained initial policy", model)
 
 
 class PointRobotScratch(PointRobotMAML):
@@ -189,4 +196,4 @@ class PointRobotScratch(PointRobotMAML):
         lrs = evaluation_lrs(config, model)
         seed = config.eval_seed + (2 if split == "test" else 3)
         return _summarise(adaptation_curve(config, model, goals, lrs=lrs, seed=seed), config, split, lrs,
-                          "a fresh policy, learning from scratch")
+                          "a fresh policy, learning from scratch", model)

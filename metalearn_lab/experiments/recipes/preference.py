@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.preferences import PreferenceBatch, PreferenceTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Ints
-from metalearn_lab.experiments.recipe import Recipe, step_generator
+from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
 from metalearn_lab.experiments.splits import _check_unlocked, _optional_count
 from metalearn_lab.maml import adapt_and_predict, meta_train_step
 from metalearn_lab.metrics import summarize_mse
@@ -108,13 +108,19 @@ class _Preference(Recipe):
         if self.headline_steps is not None:
             chosen = self.headline_steps
         users = preference_users(config, split, n_tasks)
-        by_steps = {str(s): summarize_mse(user_mse(model, users, s, config.inner_lr)) for s in sorted(set(config.eval_steps))}
+        by_steps = {}
+        for s in sorted({*config.eval_steps, chosen}):  # the headline's steps are always among them
+            mse = user_mse(model, users, s, config.inner_lr).detach()
+            by_steps[str(s)] = {**summarize_mse(mse), "values": mse.double().cpu().tolist()}
         headline = by_steps[str(chosen)]
+        norm = batch_norm_protocol(model, alone="the network is fitted to the user's ratings only and predicts each "
+                                                "query difficulty on its own")
         return {"metric": f"MSE against the user's true curve, K={config.eval_k_shot} ratings, after {chosen} steps",
                 **headline, "by_steps": by_steps, "chosen_steps": chosen, "validation_mse_by_steps": validation,
+                "transductive": norm["transductive"],
                 "protocol": f"{len(users)} {split} users (simulated preference curves, rating noise 0.5); "
                             f"{config.eval_k_shot} rated exercises, {config.eval_n_query} query difficulties; "
-                            f"SGD inner_lr={config.inner_lr}; steps chosen on validation users"}
+                            f"SGD inner_lr={config.inner_lr}; steps chosen on validation users; {norm['batch_norm']}"}
 
 
 class PreferenceMAML(_Preference):
