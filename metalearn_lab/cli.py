@@ -9,6 +9,7 @@ Examples::
     metalearn-lab evaluate omniglot-protonet-5w1s            # the run in ./runs, or the shipped one
     metalearn-lab evaluate runs/omniglot-maml-5w1s/checkpoint.pt --tasks 100
     metalearn-lab ship omniglot-protonet-5w1s                # copy a finished run into the package
+    metalearn-lab ship omniglot-protonet-5w1s --reevaluate   # its test evaluation again, with today's code
     metalearn-lab select runs/sinusoid-maml-seed0 runs/sinusoid-maml-seed1   # choose on validation tasks
     metalearn-lab download                                   # needs internet
     metalearn-lab student-copy class/                        # the lessons without solutions, to hand out
@@ -85,9 +86,17 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_ship(args) -> int:
-    from metalearn_lab.shipping import ship_run
+    from metalearn_lab.shipping import REEVALUATION_REASON, read_manifest, reevaluate_shipped, ship_run
 
-    entry = ship_run(args.experiment, Path(args.run) if args.run else None)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.run or not args.reevaluate:
+        entry = ship_run(args.experiment, Path(args.run) if args.run else None, overwrite=args.overwrite)
+    if args.reevaluate:
+        reason = REEVALUATION_REASON if not args.run else (
+            "the run's results predate per-task values and the transductive field; same checkpoint, same test tasks")
+        reevaluate_shipped(args.experiment, reason=reason, device=args.device)
+        entry = read_manifest()[args.experiment]
     print(json.dumps(entry, indent=1))
     return 0
 
@@ -180,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     ship = sub.add_parser("ship", help="copy a finished run's weights into metalearn_lab/checkpoints with the manifest")
     ship.add_argument("experiment")
     ship.add_argument("--run", help="run folder (default ./runs/EXPERIMENT)")
+    ship.add_argument("--overwrite", action="store_true", help="replace a shipped checkpoint that differs from the manifest")
+    ship.add_argument("--reevaluate", action="store_true",
+                      help="evaluate the shipped checkpoint again on its test tasks with the current code and rewrite "
+                           "its results and manifest record (after --run: the checkpoint just shipped)")
+    ship.add_argument("--device", default="cpu", help="device of the re-evaluation")
+    ship.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ship.set_defaults(func=_cmd_ship)
 
     dl = sub.add_parser("download", help="download Omniglot from its official repository (needs internet)")

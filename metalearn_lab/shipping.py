@@ -3,14 +3,18 @@
 ``metalearn_lab/checkpoints/manifest.json`` lists, for each shipped experiment, the file, its
 sha256, the config, the seed, the metric reached (mean ± 95% CI on the full test protocol) and
 the training cost. :func:`verify_shipped` checks every file against its sha256; the test suite
-also re-evaluates each one on a subset of test tasks.
+also re-evaluates each one on a subset of test tasks. :func:`reevaluate_shipped` evaluates a shipped
+checkpoint again with the current code (when what an evaluation records has grown) and rewrites
+the evaluation's fields, keeping the training record.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,13 @@ MANIFEST = SHIPPED_DIR / "manifest.json"
 CHECK_TASKS = 40
 #: What a run reached, as the manifest and the results file record it (a shipped checkpoint holds a
 #: copy written when it was shipped; the manifest's record is the current one).
-RECORD_FIELDS = ("metric", "mean", "ci95", "n_tasks", "protocol", "transductive", "by_steps")
+RECORD_FIELDS = ("metric", "mean", "ci95", "n_tasks", "protocol", "transductive", "by_steps", "transductive_result",
+                 "unrotated_test_1_query")
+#: What a results file keeps from training when its evaluation is redone (everything else is the evaluation's).
+TRAINING_RECORD = ("experiment", "config", "history", "train_cpu_s", "train_wall_s", "device", "threads", "machine",
+                   "torch", "commit", "selected_step", "selected_validation")
+#: Why the shipped results were evaluated again (the "reevaluated" record's default reason).
+REEVALUATION_REASON = "per-task values and the transductive field added; same checkpoint, same test tasks"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -54,15 +64,14 @@ def verify_shipped() -> dict[str, str]:
 
 
 def without_values(results: dict[str, Any]) -> dict[str, Any]:
-    """A results dict without its per-task ``values`` (also those of ``by_steps``), for the manifest and printing.
+    """A results dict without its per-task ``values``, at any depth (``by_steps``, ``by_k_shot``, ...), for the manifest and printing.
 
     >>> without_values({"mean": 0.5, "values": [0.0, 1.0], "by_steps": {"1": {"mean": 0.5, "values": [0.0, 1.0]}}})
     {'mean': 0.5, 'by_steps': {'1': {'mean': 0.5}}}
     """
-    out = {k: v for k, v in results.items() if k != "values"}
-    if isinstance(out.get("by_steps"), dict):
-        out["by_steps"] = {s: {k: v for k, v in r.items() if k != "values"} for s, r in out["by_steps"].items()}
-    return out
+    if not isinstance(results, dict):
+        return results
+    return {k: without_values(v) for k, v in results.items() if k != "values"}
 
 
 def downsample_history(history: dict[str, list], max_points: int = 400) -> dict[str, list]:
@@ -90,9 +99,12 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     """Copy a finished run's weights (without optimizer state) into the package and record them.
 
     Refuses a run that has not finished (step < iterations) and, unless ``overwrite``, an
-    experiment that is already shipped with different weights.
+    experiment that is already shipped with different weights. A run that is the registry's run
+    of ``experiment`` (:func:`~metalearn_lab.experiments.same_run`, with the same ``iterations``
+    and ``eval_every``) is recorded with the registry's config: the same run, described with the
+    fields and note the registry has now (a run may predate fields whose defaults it used).
     """
-    from metalearn_lab.experiments import ExperimentConfig, build_model, evaluate_experiment, run_dir
+    from metalearn_lab.experiments import EXPERIMENTS, ExperimentConfig, build_model, evaluate_experiment, run_dir, same_run
 
     run = Path(run) if run is not None else run_dir(experiment)
     ckpt = load_checkpoint(run / "checkpoint.pt")
@@ -102,6 +114,10 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     if ckpt["config"]["name"] != experiment:
         raise ValueError(f"{run} holds a run of {ckpt['config']['name']!r}, not {experiment!r}")
     results = json.loads(results_file.read_text())
+    registered = EXPERIMENTS.get(experiment)
+    if (registered is not None and same_run(ckpt["config"], registered.to_dict())
+            and all(ckpt["config"].get(k) == getattr(registered, k) for k in ("iterations", "eval_every"))):
+        ckpt["config"] = results["config"] = registered.to_dict()
     config = ExperimentConfig.from_dict(ckpt["config"])
     model = build_model(config)
     model.load_state_dict(ckpt["model"])
@@ -137,3 +153,75 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     shipped_results["history"] = history
     (results_dir / f"{experiment}.json").write_text(json.dumps(shipped_results, indent=1))
     return entry
+
+
+def _shipped_entry(experiment: str) -> dict[str, Any]:
+    """The manifest entry of a shipped experiment; ``ValueError`` naming the shipped ones otherwise."""
+    manifest = read_manifest()
+    if experiment not in manifest:
+        shipped = ", ".join(sorted(manifest)) or "none"
+        raise ValueError(f"experiment {experiment!r} is not shipped, so there is nothing to re-evaluate; "
+                         f"shipped experiments: {shipped}")
+    return manifest[experiment]
+
+
+def reevaluate_shipped(experiment: str, *, reason: str = REEVALUATION_REASON, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate a shipped checkpoint once more on its experiment's test tasks and rewrite the evaluation's record.
+
+    For when what an evaluation records has grown (per-task ``values``, ``transductive``, the
+    protocol's batch-norm sentence) after a run was shipped: the same weights (checked against
+    the manifest's sha256) and the same fixed test tasks, evaluated with the current code. The
+    results file (``metalearn_lab/results/EXPERIMENT.json``) gets the new evaluation's fields and
+    keeps its training record (:data:`TRAINING_RECORD`: history, training times, commit,
+    config, ...); the manifest entry gets the new :data:`RECORD_FIELDS` and ``check_subset``. Both
+    get a ``"reevaluated"`` record: commit, date, ``reason``, the evaluation's wall time, and the
+    mean and interval recorded before, so that any change is visible. The checkpoint file itself
+    is not touched.
+
+    Returns the ``"reevaluated"`` record. Raises ``ValueError`` for an experiment that is not
+    shipped (naming the shipped ones) and when the file does not match the manifest's sha256.
+    """
+    from metalearn_lab.experiments import ExperimentConfig, build_model, evaluate_experiment
+    from metalearn_lab.experiments.runner import _commit
+
+    entry = _shipped_entry(experiment)
+    path = SHIPPED_DIR / entry["file"]
+    if not path.is_file() or sha256_of(path) != entry["sha256"]:
+        raise ValueError(f"{path} is missing or does not match the manifest's sha256; it is not the shipped checkpoint")
+    results_file = SHIPPED_DIR.parent / "results" / f"{experiment}.json"
+    if not results_file.is_file():
+        raise ValueError(f"{experiment} is shipped without its results file {results_file}; ship the run again")
+    old = json.loads(results_file.read_text())
+    ckpt = load_checkpoint(path)
+    config = ExperimentConfig.from_dict(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    start = time.perf_counter()
+    results = evaluate_experiment(config, model, device=device)  # the full test protocol
+    wall_s = time.perf_counter() - start
+    check = evaluate_experiment(config, model, n_tasks=min(CHECK_TASKS, config.eval_tasks), device=device)
+    record = {
+        "commit": _commit(), "date": datetime.date.today().isoformat(), "reason": reason,
+        "eval_wall_s": round(wall_s, 1), "threads": _threads(),
+        "previous": {k: old[k] for k in ("mean", "ci95", "n_tasks", "protocol") if k in old},
+        "mean_change": results["mean"] - old["mean"] if isinstance(old.get("mean"), (int, float)) else None,
+    }
+    training = {k: old[k] for k in TRAINING_RECORD if k in old}
+    dropped = sorted(set(old) - set(results) - set(training) - {"reevaluated"})
+    if dropped:
+        record["dropped"] = dropped  # fields of the old evaluation that the current one no longer writes
+    results_file.write_text(json.dumps({**results, **training, "reevaluated": record}, indent=1))
+    manifest = read_manifest()
+    updated = {k: v for k, v in entry.items() if k not in RECORD_FIELDS}
+    updated.update({k: v for k, v in without_values(results).items() if k in RECORD_FIELDS})
+    updated["check_subset"] = {"n_tasks": check["n_tasks"], "mean": check["mean"]}
+    updated["reevaluated"] = record
+    manifest[experiment] = updated
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return record
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -160,3 +160,61 @@ def test_train_with_a_time_limit_pauses_and_the_same_command_finishes(tmp_path, 
     assert "paused at step" in printed and "of 20" in printed and not (out / "results.json").exists()
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out and (out / "results.json").exists()
+
+
+def test_ship_reevaluate_rewrites_the_evaluation_and_keeps_the_training_record(finished_run, tmp_path, shipped_dir, capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    assert main(["ship", "sinusoid-maml", "--run", str(run)]) == 0
+    capsys.readouterr()
+    results_file = shipped_dir.parent / "results" / "sinusoid-maml.json"
+    # a results file from before the results contract: no values, no transductive field, an older protocol
+    old = json.loads(results_file.read_text())
+    stale = {k: v for k, v in old.items() if k not in ("values", "transductive")}
+    stale.update(protocol="20 test tasks (the old words)", mean=old["mean"] + 1.0,
+                 by_steps={s: {k: v for k, v in r.items() if k != "values"} for s, r in old["by_steps"].items()})
+    results_file.write_text(json.dumps(stale))
+    manifest = read_manifest()
+    manifest["sinusoid-maml"] = {k: v for k, v in manifest["sinusoid-maml"].items() if k != "transductive"}
+    shipping.MANIFEST.write_text(json.dumps(manifest))
+    sha = manifest["sinusoid-maml"]["sha256"]
+
+    assert main(["ship", "sinusoid-maml", "--reevaluate", "--threads", "1"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    new = json.loads(results_file.read_text())
+    assert new["values"] == old["values"] and new["mean"] == old["mean"] and new["protocol"] == old["protocol"]
+    assert new["transductive"] is False and entry["transductive"] is False and "values" not in entry
+    for key in ("history", "train_cpu_s", "train_wall_s", "commit", "config"):  # the training record is kept
+        assert new[key] == old[key], key
+    record = new["reevaluated"]
+    assert record == entry["reevaluated"] and record["reason"] == shipping.REEVALUATION_REASON
+    assert record["previous"]["mean"] == old["mean"] + 1.0 and record["mean_change"] == pytest.approx(-1.0)
+    assert record["date"].count("-") == 2 and record["commit"] and record["eval_wall_s"] >= 0
+    assert entry["sha256"] == sha and verify_shipped() == {"sinusoid-maml": sha}  # the checkpoint is not touched
+    assert entry["check_subset"]["n_tasks"] == 20 and entry["mean"] == new["mean"]
+
+
+def test_ship_reevaluate_refuses_an_experiment_that_is_not_shipped(shipped_dir, capsys):
+    assert main(["ship", "sinusoid-pretrain", "--reevaluate"]) == 2
+    err = capsys.readouterr().err
+    assert "'sinusoid-pretrain' is not shipped" in err and "shipped experiments: none" in err
+    assert main(["ship", "no-such-experiment", "--reevaluate"]) == 2
+    assert "'no-such-experiment' is not shipped" in capsys.readouterr().err
+    assert not shipped_dir.exists()
+
+
+def test_ship_records_the_registry_config_for_the_registry_run(finished_run, tmp_path, shipped_dir, monkeypatch):
+    """A run that predates fields of its config (same run, same length) is shipped with the registry's config."""
+    from metalearn_lab.experiments import ExperimentConfig, registry
+
+    run = copy_run(finished_run, tmp_path / "run")
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    registered = ExperimentConfig.from_dict(ckpt["config"]).replace(note="chosen on validation tasks")
+    monkeypatch.setitem(registry.EXPERIMENTS, "sinusoid-maml", registered)
+    older = {k: v for k, v in ckpt["config"].items() if k not in ("amplitude", "phase", "n_train_tasks")}
+    torch.save({**torch.load(run / "checkpoint.pt", weights_only=True), "config": older}, run / "checkpoint.pt")
+    entry = ship_run("sinusoid-maml", run)
+    assert entry["config"] == registered.to_dict() == load_checkpoint(shipped_dir / "sinusoid-maml.pt")["config"]
+    assert json.loads((shipped_dir.parent / "results" / "sinusoid-maml.json").read_text())["config"] == registered.to_dict()
+    # another run (a different seed) keeps its own config
+    monkeypatch.setitem(registry.EXPERIMENTS, "sinusoid-maml", registered.replace(seed=5))
+    assert ship_run("sinusoid-maml", run, overwrite=True)["config"] == older
