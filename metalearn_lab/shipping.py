@@ -144,6 +144,7 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     n_check = min(CHECK_TASKS, config.eval_tasks)
     check = evaluate_experiment(config, model, n_tasks=n_check)
     entry["check_subset"] = {"n_tasks": check["n_tasks"], "mean": check["mean"]}
+    manifest = read_manifest()  # read again: another experiment's entry may have changed meanwhile
     manifest[experiment] = entry
     MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     # the results page reads these

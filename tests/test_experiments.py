@@ -207,6 +207,17 @@ def test_config_from_dict_fills_new_fields_and_rejects_unknown_ones():
         experiments.ExperimentConfig.from_dict({**stored, "colour": "red"})
 
 
+def test_a_recipe_reads_its_older_checkpoints_as_what_it_did_then():
+    """point-robot-maml always kept its validation-best weights before select_on_validation was a field."""
+    for name, selected in (("point-robot-maml", True), ("point-robot-scratch", False)):
+        config = EXPERIMENTS[name]
+        older = {k: v for k, v in config.to_dict().items() if k != "select_on_validation"}
+        assert experiments.ExperimentConfig.from_dict(older).select_on_validation is selected
+        assert experiments.ExperimentConfig.from_dict(older) == config
+    sine = {k: v for k, v in EXPERIMENTS["sinusoid-cnp"].to_dict().items() if k != "select_on_validation"}
+    assert experiments.ExperimentConfig.from_dict(sine).select_on_validation is False  # the base default
+
+
 def test_augmented_siamese_steps_differ_from_plain_ones(omniglot, monkeypatch):
     seen = {}
     original = siamese_recipe.random_affine

@@ -184,14 +184,15 @@ class ExperimentConfig:
 
         if "algorithm" not in data:
             raise ValueError(f"a config needs an 'algorithm' field; got the fields {sorted(data)}")
-        config_class = recipe_for(data["algorithm"]).config_class
+        recipe = recipe_for(data["algorithm"])
+        config_class = recipe.config_class
         fields = {f.name: f for f in dataclasses.fields(config_class)}
         unknown = sorted(set(data) - set(fields) - FLAT_FIELDS)
         if unknown:
             raise ValueError(f"unknown config fields {unknown} for algorithm {data['algorithm']!r}: the checkpoint "
                              "comes from a newer metalearn-lab, or the dict is not a metalearn-lab config")
         values = {k: v for k, v in data.items() if k in fields}
-        for name, value in config_class.legacy_defaults.items():
+        for name, value in {**config_class.legacy_defaults, **recipe.legacy_defaults}.items():
             values.setdefault(name, value)
         for name, field in fields.items():
             if str(field.type).startswith("tuple[") and name in values:

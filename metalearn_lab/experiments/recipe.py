@@ -69,11 +69,16 @@ class Recipe(abc.ABC):
         The :class:`ExperimentConfig` subclass with this algorithm's fields.
     higher_is_better : bool
         Direction of the evaluation's ``"mean"`` (accuracy: True; MSE: False).
+    legacy_defaults : dict
+        Config values of this algorithm's runs that predate a field (see :meth:`ExperimentConfig.from_dict`).
     """
 
     algorithm: ClassVar[str]
     config_class: ClassVar[type[ExperimentConfig]]
     higher_is_better: ClassVar[bool] = True
+    #: Values for config fields that this algorithm's checkpoints lack because they predate them,
+    #: where the algorithm did something other than the config class's ``legacy_defaults`` say.
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     @abc.abstractmethod
     def build_model(self, config: ExperimentConfig) -> torch.nn.Module:

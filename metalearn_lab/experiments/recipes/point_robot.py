@@ -136,7 +136,9 @@ class PointRobotMAML(Recipe):
     algorithm = "point-robot-maml"
     config_class = PointRobotConfig
     #: Finn et al. (2017, Appendix A.2) evaluate "the model with the best average return during
-    #: training"; we keep the one with the best return on validation goals.
+    #: training"; we keep the one with the best return on validation goals. Before
+    #: ``select_on_validation`` was a config field this recipe always did so (its shipped run among them).
+    legacy_defaults = {"select_on_validation": True}
 
     def build_model(self, config):
         return rl.GaussianPolicy()
@@ -163,6 +165,7 @@ class PointRobotScratch(PointRobotMAML):
     """No meta-training: a fresh policy per task; training step ``i`` scores candidate learning rate ``i mod n`` on validation goals."""
 
     algorithm = "point-robot-scratch"
+    legacy_defaults = {}  # it never selected weights: it has none to train
 
     def build_model(self, config):
         if not config.candidate_lrs:
