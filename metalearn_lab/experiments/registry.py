@@ -48,13 +48,21 @@ def recipe_for(algorithm: str) -> Recipe:
 #: results page marks them. New configs hold out validation characters or alphabets by default.
 EXPERIMENTS: dict[str, ExperimentConfig] = {c.name: c for c in [
     SinusoidConfig(
-        "sinusoid-maml", algorithm="sinusoid-maml", iterations=70000, seed=2, outer_lr=1e-3,
+        "sinusoid-maml", algorithm="sinusoid-maml", iterations=70000, seed=1, outer_lr=1e-3,
         eval_every=5000, checkpoint_every=5000,
-        note="best of seeds 0-2 by MSE after 10 steps: seed 1 reached 0.389; seed 0 overflowed on one of the 600 test tasks (median 0.165)",
+        note="seed chosen among seeds 0-2, each trained to the end, on 600 validation tasks (metalearn-lab select: "
+             "fewest diverged tasks, then the lowest MSE after 10 steps): validation MSE 252.7 for seed 0 (one task "
+             "diverged; median 0.166), 0.291 ± 0.034 for seed 1, 0.312 ± 0.038 for seed 2; on the 600 test tasks, "
+             "read after the choice: seed 0 diverged on one task (its MSE overflowed; median 0.165), seed 1 "
+             "0.389 ± 0.099, seed 2 0.382 ± 0.118",
     ),
     SinusoidConfig(
-        "sinusoid-pretrain", algorithm="sinusoid-pretrain", iterations=70000, outer_lr=1e-3,
+        "sinusoid-pretrain", algorithm="sinusoid-pretrain", iterations=70000, seed=2, outer_lr=1e-3,
         eval_every=5000, checkpoint_every=5000,
+        note="seed chosen among seeds 0-2, each trained to the end, on 600 validation tasks (metalearn-lab select: "
+             "fewest diverged tasks, then the lowest MSE after 10 steps): validation MSE 1.986 ± 0.172 for seed 0, "
+             "2.027 ± 0.178 for seed 1, 1.916 ± 0.166 for seed 2; on the 600 test tasks, read after the choice: "
+             "2.019 ± 0.170, 2.063 ± 0.174, 1.945 ± 0.164",
     ),
     MAMLConfig(
         "omniglot-maml-5w1s", validation_characters=0, algorithm="maml", iterations=7400, meta_batch_size=8, eval_every=500, checkpoint_every=100,
