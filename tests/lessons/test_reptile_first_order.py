@@ -275,7 +275,8 @@ def test_taylor_check_figure_and_training_curves_and_costs_build():
 def fake_result(name, mean=0.9):
     config = get_config(name, quick=False)
     return {"mean": mean, "ci95": 0.01, "n_tasks": 600, "train_wall_s": 7200.0, "train_cpu_s": 3600.0, "device": "cpu",
-            "threads": 1, "config": config.to_dict(), "transductive": {"mean": 0.95, "ci95": 0.01},
+            "threads": 1, "config": config.to_dict(), "transductive": False,
+            "transductive_result": {"mean": 0.95, "ci95": 0.01, "transductive": True},
             "unrotated_test_1_query": {"mean": 0.93, "ci95": 0.02, "n_tasks": 200},
             "history": {"eval_step": [1000, 2000], "eval_metric": [0.8, 0.85]}}
 
