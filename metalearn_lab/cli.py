@@ -93,8 +93,8 @@ def _cmd_ship(args) -> int:
     if args.run or not args.reevaluate:
         entry = ship_run(args.experiment, Path(args.run) if args.run else None, overwrite=args.overwrite)
     if args.reevaluate:
-        reason = REEVALUATION_REASON if not args.run else (
-            "the run's results predate per-task values and the transductive field; same checkpoint, same test tasks")
+        reason = args.reason or (REEVALUATION_REASON if not args.run else (
+            "the run's results predate per-task values and the transductive field; same checkpoint, same test tasks"))
         reevaluate_shipped(args.experiment, reason=reason, device=args.device)
         entry = read_manifest()[args.experiment]
     print(json.dumps(entry, indent=1))
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--reevaluate", action="store_true",
                       help="evaluate the shipped checkpoint again on its test tasks with the current code and rewrite "
                            "its results and manifest record (after --run: the checkpoint just shipped)")
+    ship.add_argument("--reason", help="why the shipped result is evaluated again (for the 'reevaluated' record)")
     ship.add_argument("--device", default="cpu", help="device of the re-evaluation")
     ship.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ship.set_defaults(func=_cmd_ship)

@@ -191,6 +191,9 @@ def test_ship_reevaluate_rewrites_the_evaluation_and_keeps_the_training_record(f
     assert record["date"].count("-") == 2 and record["commit"] and record["eval_wall_s"] >= 0
     assert entry["sha256"] == sha and verify_shipped() == {"sinusoid-maml": sha}  # the checkpoint is not touched
     assert entry["check_subset"]["n_tasks"] == 20 and entry["mean"] == new["mean"]
+    assert main(["ship", "sinusoid-maml", "--reevaluate", "--reason", "a field added"]) == 0  # once more, saying why
+    again = json.loads(capsys.readouterr().out)["reevaluated"]
+    assert again["reason"] == "a field added" and again["previous"]["mean"] == new["mean"] and again["mean_change"] == 0
 
 
 def test_ship_reevaluate_refuses_an_experiment_that_is_not_shipped(shipped_dir, capsys):

@@ -269,8 +269,8 @@ def resumable_config(name: str):
     config = small(name).replace(iterations=6, eval_every=3, eval_tasks=4, eval_tasks_during_training=2, checkpoint_every=0)
     smaller = {"meta_batch_size": 2, "train_way": 0, "inner_steps": 2, "eval_inner_steps": 2, "eval_n_query": 2}  # seconds, not minutes
     config = config.replace(**{k: min(v, getattr(config, k)) for k, v in smaller.items() if hasattr(config, k)})
-    if hasattr(config, "eval_steps"):
-        config = config.replace(eval_steps=(1, 2))
+    if hasattr(config, "eval_steps"):  # step counts for sinusoids and users, one count for the point robot
+        config = config.replace(eval_steps=(1, 2) if isinstance(config.eval_steps, tuple) else 2)
     recipe = RECIPES[config.algorithm]
     with_schedule = config.replace(lr_decay_every=2)
     model = build_model(config)
