@@ -26,7 +26,7 @@ CHECK_TASKS = 40
 #: What a run reached, as the manifest and the results file record it (a shipped checkpoint holds a
 #: copy written when it was shipped; the manifest's record is the current one).
 RECORD_FIELDS = ("metric", "mean", "ci95", "n_tasks", "protocol", "transductive", "by_steps", "transductive_result",
-                 "unrotated_test_1_query")
+                 "unrotated_test_1_query", "one_query_per_class_result")
 #: What a results file keeps from training when its evaluation is redone (everything else is the evaluation's).
 TRAINING_RECORD = ("experiment", "config", "history", "train_cpu_s", "train_wall_s", "device", "threads", "machine",
                    "torch", "commit", "selected_step", "selected_validation")
