@@ -104,7 +104,14 @@ def ship_run(experiment: str, run: Path | None = None, *, overwrite: bool = Fals
     and ``eval_every``) is recorded with the registry's config: the same run, described with the
     fields and note the registry has now (a run may predate fields whose defaults it used).
     """
-    from metalearn_lab.experiments import EXPERIMENTS, ExperimentConfig, build_model, evaluate_experiment, run_dir, same_run
+    from metalearn_lab.experiments import (
+        EXPERIMENTS,
+        ExperimentConfig,
+        build_model,
+        evaluate_experiment,
+        run_dir,
+        same_run,
+    )
 
     run = Path(run) if run is not None else run_dir(experiment)
     ckpt = load_checkpoint(run / "checkpoint.pt")
