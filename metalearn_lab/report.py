@@ -101,6 +101,8 @@ PROTOCOL_DIFFERENCES: dict[str, list[str]] = {
 def selection_cell(result: dict[str, Any]) -> str:
     """What was chosen on what: the validation-selected step, the old protocol, or the last step.
 
+    >>> selection_cell({"seed_selection": {"chosen_seed": 1, "seeds": [0, 1, 2], "on": "600 validation tasks"}})
+    'seed 1 (against 0, 2), chosen on 600 validation tasks; last step of each run'
     >>> selection_cell({"selected_step": 400, "config": {"iterations": 500}})
     'weights of step 400 of 500, best on validation tasks'
     >>> selection_cell({"config": {"iterations": 10, "validation_characters": 0}})
@@ -109,6 +111,10 @@ def selection_cell(result: dict[str, Any]) -> str:
     'last step; validation tasks only during training'
     """
     config = result.get("config", {})
+    seeds = result.get("seed_selection")
+    if seeds is not None:
+        others = ", ".join(str(s) for s in seeds["seeds"] if s != seeds["chosen_seed"])
+        return f"seed {seeds['chosen_seed']} (against {others}), chosen on {seeds['on']}; last step of each run"
     if "selected_step" in result:
         return f"weights of step {result['selected_step']:,} of {config.get('iterations', 0):,}, best on validation tasks"
     if is_old_protocol(result):

@@ -66,3 +66,16 @@ def test_the_results_table_marks_old_protocol_rows_and_shows_the_other_batching(
     maml["one_query_per_class_result"] = {"mean": 0.5, "ci95": 0.01, "transductive": True}
     table = results_table({**results, "omniglot-maml-5w1s": maml})
     assert any("1 query a class" in line and "50.0 ± 1.0%" in line for line in table.splitlines())
+
+
+def test_the_sinusoid_rows_say_which_seed_validation_chose():
+    from metalearn_lab.report import TARGETS, load_results, results_table
+
+    results = load_results()
+    table = results_table(results)
+    for name in ("sinusoid-maml", "sinusoid-pretrain"):
+        label = next(label for n, label, _, _ in TARGETS if n == name)
+        row = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+        chosen = results[name]["seed_selection"]["chosen_seed"]
+        assert chosen == results[name]["config"]["seed"]
+        assert f"seed {chosen} (against" in row and "validation tasks" in row, row
