@@ -40,21 +40,41 @@ def code_cells(path: Path) -> list:
 
 
 def defined_names(source: str) -> set[str]:
+    """The names a cell binds at module level (what later cells could see), not its functions' locals."""
     names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(child.name)  # its body's names are local to it
+            elif isinstance(child, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+                continue  # their variables are local too
+            else:
+                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                    names.add(child.id)
+                elif isinstance(child, ast.alias):
+                    names.add((child.asname or child.name).split(".")[0])
+                visit(child)
+
+    visit(ast.parse(source))
     return names
 
 
 def used_names(source: str) -> set[str]:
+    """The names a cell reads (binding a name again, as in ``a, _ = f()``, is not a use)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:  # IPython magics: fall back to words
         return set(re.findall(r"\b\w+\b", source))
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
+def test_the_answer_leak_check_sees_module_names_only():
+    solution = ("import torch as T\nfrom math import pi\ndef solve_solution(x):\n    total = 0\n"
+                "    for _ in range(3):\n        total += x\n    return total\nanswer = [k for k in range(2)]\n")
+    assert defined_names(solution) == {"T", "pi", "solve_solution", "answer"}
+    assert used_names("a, _ = f(total)\nprint(answer)") == {"f", "total", "print", "answer"}
+    assert defined_names(solution) & used_names("result = answer + 1") == {"answer"}
 
 
 def test_there_are_lessons():
