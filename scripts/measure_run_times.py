@@ -43,6 +43,7 @@ from metalearn_lab import run_times  # noqa: E402
 def load_build():
     spec = importlib.util.spec_from_file_location("metalearn_lab_book_build", REPO_DIR / "book" / "build.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there while the file runs
     spec.loader.exec_module(module)
     return module
 
