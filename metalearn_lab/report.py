@@ -168,6 +168,11 @@ def format_result(result: dict[str, Any]) -> str:
     return format_mse(result)
 
 
+def _seconds(seconds: float) -> str:
+    """``52.4`` -> ``"52 s"``; from two minutes on, as :func:`_hours` writes it."""
+    return f"{seconds:.0f} s" if seconds < 120 else _hours(seconds)
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
@@ -214,11 +219,17 @@ def transductive_cell(result: dict[str, Any]) -> str:
 def results_table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown table: experiment, reached (mean ± 95% CI), transductive, what was chosen on what, target,
     published, training cost, steps. A results file's ``one_query_per_class_result`` (the same weights
-    with Finn et al.'s test batching) gets a row of its own under its experiment."""
+    with Finn et al.'s test batching) gets a row of its own under its experiment.
+
+    One row per entry of :data:`TARGETS`, then one for every shipped result that :data:`TARGETS`
+    lacks (labelled with its experiment name), so that no shipped run is left off the page.
+    """
     rows = ["| experiment | reached (mean ± 95% CI) | transductive | chosen | target | published "
             "| training (wall time, where) | steps |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, label, target, keys in TARGETS:
+    listed = {name for name, *_ in TARGETS}
+    extra = [(name, name, "(no target)", ()) for name in results if name not in listed]
+    for name, label, target, keys in TARGETS + extra:
         r = results.get(name)
         paper = published_cell(keys)
         if r is None:
@@ -297,6 +308,81 @@ def k_shot_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def load_sweeps(sweeps_dir: str | Path = RESULTS_DIR / "sweeps") -> dict[str, dict[str, Any]]:
+    """Every shipped sweep ``sweeps_dir/<sweep>.json`` (written by ``metalearn-lab sweep``), keyed by its name."""
+    sweeps = {}
+    for path in sorted(Path(sweeps_dir).glob("*.json")):
+        data = json.loads(path.read_text())
+        if "sweep" in data:
+            sweeps[data["sweep"]] = data
+    return sweeps
+
+
+def _point_label(values: dict[str, Any]) -> str:
+    """``{"inner_lr": 0.01, "amplitude": [0.1, 5.0]}`` -> ``"inner_lr=0.01, amplitude=0.1-5"``."""
+    def text(value):
+        if isinstance(value, (list, tuple)):
+            return "-".join(f"{v:g}" for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{key}={text(value)}" for key, value in values.items())
+
+
+def _mse_cell(r: dict[str, Any]) -> str:
+    """:func:`format_mse` of a summary read from JSON, where a mean over no tasks was written as ``"nan"``.
+
+    >>> _mse_cell({"mean": 1e30, "ci95": 0.0, "median": 1e30, "n_diverged": 200, "n_tasks": 200, "mean_without_diverged": "nan"})
+    'diverged on all 200 tasks'
+    """
+    r = {k: float(v) if isinstance(v, str) and k != "metric" and k != "protocol" else v for k, v in r.items()}
+    if r.get("n_diverged") and r.get("n_diverged") == r.get("n_tasks"):
+        return f"diverged on all {r['n_tasks']} tasks"
+    return format_mse(r)
+
+
+def sweeps_table(sweeps: dict[str, dict[str, Any]]) -> str:
+    """Markdown table of the shipped sweeps, one row per point: validation and test values of its run.
+
+    When every point of a sweep was validated on the same tasks, the best point on validation
+    (``higher_is_better`` says which way) is marked; a sweep whose points validate on different task
+    families (trained on different ranges, say) has no such mark. Test
+    values are the ones each run read once, at its end; ``test_on`` adds the other task families a
+    run was tested on.
+
+    >>> point = lambda lr, val, test: {"values": {"inner_lr": lr}, "train_wall_s": 60, "train_cpu_s": 30,
+    ...     "validation": {"metric": "MSE", "mean": val, "ci95": 0.02, "protocol": "200 tasks"},
+    ...     "test": {"mean": test, "ci95": 0.01}}
+    >>> print(sweeps_table({"s": {"experiment": "e", "points": [point(0.01, 0.5, 0.52), point(0.1, 0.3, 0.31)]}}))
+    | sweep (experiment) | point | validation | test | tested also on | training (wall, CPU) |
+    | --- | --- | --- | --- | --- | --- |
+    | s (e) | inner_lr=0.01 | MSE: 0.500 ± 0.020 | 0.520 ± 0.010 |  | 60 s (30 s CPU) |
+    | s (e) | inner_lr=0.1 (best on validation) | MSE: 0.300 ± 0.020 | 0.310 ± 0.010 |  | 60 s (30 s CPU) |
+    """
+    rows = ["| sweep (experiment) | point | validation | test | tested also on | training (wall, CPU) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, sweep in sweeps.items():
+        points = sweep["points"]
+        validated = [p for p in points if p.get("validation")]
+        # the validation tasks themselves (the protocol's text before the adaptation settings)
+        protocols = {str(p["validation"].get("protocol", "")).split(";")[0] for p in validated}
+        chosen = None
+        if validated and len(validated) == len(points) and len(protocols) == 1 and len(points) > 1:
+            sign = -1 if sweep.get("higher_is_better") else 1
+            chosen = min(validated, key=lambda p: sign * p["validation"]["mean"])
+        for point in points:
+            label = _point_label(point["values"]) + (" (best on validation)" if point is chosen else "")
+            val = point.get("validation") or {}
+            val_text = f"{val.get('metric', '')}: {_mse_cell(val)}".strip() if "mean" in val else ""
+            test = point.get("test") or {}
+            test_text = _mse_cell(test) if "mean" in test else "not tested"
+            also = "; ".join(f"{family}: {_mse_cell(r)}" for family, r in (point.get("test_on") or {}).items())
+            cost = ""
+            if "train_wall_s" in point:
+                cost = f"{_seconds(point['train_wall_s'])} ({_seconds(point.get('train_cpu_s', 0.0))} CPU)"
+            rows.append(f"| {name} ({sweep['experiment']}) | {label} | {val_text} | {test_text} | {also} | {cost} |")
+    return "\n".join(rows)
+
+
 def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
     """Save a figure of training loss (left) and periodic test metric (right) for every run."""
     import matplotlib
@@ -358,10 +444,15 @@ def lesson_run_times(notebooks_dir: str | Path) -> list[tuple[str, str, str, str
 
 
 def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_DIR,
-                       notebooks_dir: str | Path | None = None, benchmark_md: str | Path | None = None) -> Path:
-    """Write the results page (Markdown) and its figure next to it; returns the page's path."""
+                       notebooks_dir: str | Path | None = None, benchmark_md: str | Path | None = None,
+                       sweeps_dir: str | Path | None = None) -> Path:
+    """Write the results page (Markdown) and its figure next to it; returns the page's path.
+
+    ``sweeps_dir`` defaults to ``results_dir/sweeps`` (the shipped sweeps of ``metalearn-lab sweep``).
+    """
     out_md = Path(out_md)
     results = load_results(results_dir)
+    sweeps = load_sweeps(Path(results_dir) / "sweeps" if sweeps_dir is None else sweeps_dir)
     figure = plot_learning_curves(results, out_md.parent / "_generated" / "learning_curves.png")
     lines = [
         "# Results",
@@ -410,9 +501,20 @@ def write_results_page(out_md: str | Path, *, results_dir: str | Path = RESULTS_
             lines.append(f"- **{name}**: " + "; ".join(differences) + ".")
     lines += ["", "## Sinusoid regression (K = 5, query MSE after fine-tuning steps)", "", sinusoid_table(results), "",
               "## Sinusoid learners without gradient steps (query MSE at each K, 600 test tasks)", "",
-              "Empirical-Bayes priors (lesson 8) and black-box learners (lesson 9), each on the same fixed test tasks",
+              "Empirical-Bayes priors (lesson 08) and black-box learners (lesson 09), each on the same fixed test tasks",
               "at every K; the weights were chosen on validation tasks (MSE averaged over K = 1, 2, 5, 10).", "",
               k_shot_table(results), "",
+              "## Sweeps: grids of short runs",
+              "",
+              "Each sweep (`metalearn_lab/sweeps.py`, shipped in `metalearn_lab/results/sweeps/`) trains one short run",
+              "per point of a grid; the lesson on the challenges of meta-learning draws them. Where all points were",
+              "validated on the same tasks, the best on validation is marked; every run read its test tasks",
+              "once, at its end. Query MSE, mean ± 95% interval over tasks.", "",
+              sweeps_table(sweeps), "",
+              ]
+    for name, sweep in sweeps.items():
+        lines.append(f"- **{name}**: {sweep.get('note', '')}")
+    lines += ["",
               "## Learning curves", "", f"![learning curves]({figure.relative_to(out_md.parent).as_posix()})", ""]
     if notebooks_dir is not None:
         lines += ["## Lesson run times", "",

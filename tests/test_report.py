@@ -79,3 +79,36 @@ def test_the_sinusoid_rows_say_which_seed_validation_chose():
         chosen = results[name]["seed_selection"]["chosen_seed"]
         assert chosen == results[name]["config"]["seed"]
         assert f"seed {chosen} (against" in row and "validation tasks" in row, row
+
+
+def test_every_shipped_run_and_sweep_is_on_the_results_page(tmp_path):
+    from metalearn_lab.report import RESULTS_DIR, TARGETS, load_results, load_sweeps
+
+    page = write_results_page(tmp_path / "results.md").read_text()
+    results = load_results()
+    manifest = json.loads((RESULTS_DIR.parent / "checkpoints" / "manifest.json").read_text())
+    assert set(manifest) <= set(results), f"shipped checkpoints without results: {sorted(set(manifest) - set(results))}"
+    labels = {name: label for name, label, *_ in TARGETS}
+    missing = [name for name in results if name not in labels]
+    assert not missing, f"shipped runs without a row in report.TARGETS (label, target, published keys): {missing}"
+    table = page.split("## Reached, target and published", 1)[1].split("\n\n", 2)[1]
+    for name in results:
+        assert f"| {labels[name]} | **" in table, name
+    sweeps = load_sweeps()
+    assert sweeps, "no shipped sweeps found"
+    for name, sweep in sweeps.items():
+        rows = [line for line in page.splitlines() if line.startswith(f"| {name} (")]
+        assert len(rows) == len(sweep["points"]), (name, len(rows))
+
+
+def test_a_shipped_run_missing_from_the_targets_still_gets_a_row(tmp_path):
+    from metalearn_lab.report import RESULTS_DIR, results_table
+
+    shutil.copy2(RESULTS_DIR / "sinusoid-maml.json", tmp_path / "sinusoid-maml.json")
+    data = json.loads((tmp_path / "sinusoid-maml.json").read_text())
+    data["experiment"] = "sinusoid-maml-new"
+    from metalearn_lab.report import load_results
+
+    (tmp_path / "new.json").write_text(json.dumps(data))
+    table = results_table(load_results(tmp_path))
+    assert "| sinusoid-maml-new | **" in table and "(no target)" in table
