@@ -363,8 +363,9 @@ def draw_family_map(ax=None, *, highlight=None, title=None, note=None):
     ax.plot([0.1, 9.9], [1.75, 1.75], color="0.6", lw=0.8, ls=":")
     ax.text(5.0, 1.5, "fast learning (learning a new concept from one or a few examples): three approaches",
             ha="center", fontsize=8.5, weight="bold")
-    for i, (name, note) in enumerate(FAST_LEARNING.items()):
-        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{note}", "#eeeeee", fontsize=7.5, **style(name))
+    for i, (name, description) in enumerate(FAST_LEARNING.items()):
+        diagram_box(ax, (0.15 + i * 3.3, 0.15), 3.0, 1.05, f"{name}\n{description}", "#eeeeee", fontsize=7.5,
+                    **style(name))
     ax.set_title(title or "A map of meta-learning (the usual three families; Hospedales et al. 2021, §3.1)")
     if note:
         ax.text(5.0, -0.25, note, ha="center", va="top", fontsize=8.5, color=HIGHLIGHT_COLOR, wrap=True)

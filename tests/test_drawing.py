@@ -38,5 +38,10 @@ def test_every_name_on_the_map_can_be_highlighted_and_unknown_ones_are_refused()
 
 def test_a_note_under_the_map_says_what_the_marks_mean():
     ax = drawing.draw_family_map(highlight=["MAML (2017)"], note="this lesson: MAML")
-    assert "this lesson: MAML" in [t.get_text() for t in ax.texts]
+    red = [t.get_text() for t in ax.texts if t.get_color() == drawing.HIGHLIGHT_COLOR]
+    assert red == ["this lesson: MAML"], red  # the given note, once, and not a box's description
+    plt.close(ax.figure)
+    ax = drawing.draw_family_map()  # no note: nothing under the map
+    assert not [t.get_text() for t in ax.texts if t.get_color() == drawing.HIGHLIGHT_COLOR]
+    assert ax.figure.get_size_inches()[1] == 5
     plt.close(ax.figure)
