@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad
 
 from metalearn_lab.autodiff import compare_gradients
+from metalearn_lab.controls import RATES_1_2_5
 from metalearn_lab.data.sinusoid import SinusoidTasks
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 from metalearn_lab.maml import adapt_and_predict, meta_gradient
@@ -290,16 +291,20 @@ def draw_agreement(inner_steps: int, inner_lr: float, *, setup=None):
     return fig
 
 
+#: The inner learning rates the agreement Try-it offers: from 0.5 on, five inner steps overflow (NaN) on its task.
+AGREEMENT_RATES = tuple(r for r in RATES_1_2_5 if 0.001 <= r <= 0.2)
+
+
 def agreement_widget(setup=None):
     """Live Try-it: inner steps and inner learning rate; every implementation recomputed."""
     import ipywidgets as widgets
     from IPython.display import display
 
-    from metalearn_lab.controls import RATES_1_2_5, fit_labels, rate_slider, show_png
+    from metalearn_lab.controls import fit_labels, rate_slider, show_png
 
     setup = setup or comparison_setup()
     steps = widgets.IntSlider(value=1, min=1, max=5, description="inner steps")
-    lr = rate_slider(0.1, [r for r in RATES_1_2_5 if 0.001 <= r <= 0.5], description="inner lr α")
+    lr = rate_slider(0.1, AGREEMENT_RATES, description="inner lr α")
     fit_labels(steps, lr)
     out = widgets.Output()
 
@@ -315,12 +320,12 @@ def agreement_widget(setup=None):
 
 
 def agreement_explorer(setup=None):
-    """The book's twin of :func:`agreement_widget` (pre-rendered: 3 step counts × 3 rates)."""
+    """The book's twin of :func:`agreement_widget` (pre-rendered: 3 step counts × 3 of its rates)."""
     from metalearn_lab.tryit import explorer
 
     setup = setup or comparison_setup()
     return explorer(lambda inner_steps, inner_lr: draw_agreement(inner_steps, inner_lr, setup=setup),
-                    {"inner_steps": [1, 2, 5], "inner_lr": [0.01, 0.1, 0.3]}, initial={"inner_steps": 1, "inner_lr": 0.1},
+                    {"inner_steps": [1, 2, 5], "inner_lr": [0.01, 0.1, 0.2]}, initial={"inner_steps": 1, "inner_lr": 0.1},
                     labels={"inner_steps": "inner steps", "inner_lr": "inner lr α"},
                     title="Which implementations compute MAML's meta-gradient? (pre-rendered)")
 

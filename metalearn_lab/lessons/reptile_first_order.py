@@ -10,7 +10,6 @@ rules themselves live in :mod:`metalearn_lab.reptile` (``update_directions``, ``
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metalearn_lab.controls import fit_labels, rate_slider, show_png
 from metalearn_lab.exercises import WrongAnswer, checker, expect, require_answer
 from metalearn_lab.reptile import METHODS, taylor_coefficients
 
@@ -193,22 +193,29 @@ def _coefficient_curves(family, theta, n_batches, alphas):
     return curves
 
 
-class UpdateDirectionsExplorer:
-    """The Try-it explorer: inner step size α, number of mini-batches k, and the task, against the three updates.
+class UpdateDirectionsView:
+    """The Try-it's figure: inner step size α, number of mini-batches k, and the task, against the three updates.
 
     Left: one task of a family of 2-D quadratic tasks (:class:`QuadraticTasks`), its loss contours,
     Reptile's k inner steps for one ordering of the mini-batches, and the directions
     :math:`-g` of MAML, first-order MAML and Reptile from θ (unit length; the angles between them
     are printed in the title). Right: for the whole family, the measured coefficient of
-    :math:`\\alpha\\,\\text{AvgGradInner}` in each expected update against α (computed once per k
-    when the explorer is built), with Nichol et al.'s predictions as dashed lines and the chosen α
-    marked. Everything is closed-form NumPy, and a change only moves the artists it concerns (the
+    :math:`\\alpha\\,\\text{AvgGradInner}` in each expected update against α (computed once per k,
+    up front), with Nichol et al.'s predictions as dashed lines and the chosen α marked.
+    Everything is closed-form NumPy, and :meth:`draw` only moves the artists a change concerns (the
     contours are redrawn when the task changes), so the figure follows a slider within a fraction
-    of a second.
+    of a second. The live widget (:class:`UpdateDirectionsExplorer`) and the book's pre-rendered
+    explorer (:func:`update_directions_explorer`) both draw with it.
+
+    Examples
+    --------
+    >>> view = UpdateDirectionsView()
+    >>> fig = view.draw(inner_lr=0.01, n_batches=2, task=0)
+    >>> fig is view.fig, len(fig.axes), view.ax_map.get_title().startswith("task 0, k = 2, α = 0.010")
+    (True, 2, True)
     """
 
-    def __init__(self, *, inner_lr: float = 0.05, n_batches: int = 3, task: int = 0, family: QuadraticTasks | None = None):
-        import ipywidgets as widgets
+    def __init__(self, family: QuadraticTasks | None = None):
         from matplotlib.figure import Figure
 
         self.family = family or QuadraticTasks()
@@ -216,24 +223,13 @@ class UpdateDirectionsExplorer:
         self.alphas = np.logspace(-3, np.log10(0.3), 25)
         self._curves = {k: _coefficient_curves(self.family, self.theta, k, self.alphas)
                         for k in range(2, self.family.n_batches + 1)}
-        style = {"description_width": "150px"}
-        self.inner_lr = widgets.FloatLogSlider(value=inner_lr, base=10, min=-3, max=math.log10(0.3), step=0.05,
-                                               description="inner step size α", readout_format=".3f", style=style)
-        self.n_batches = widgets.IntSlider(value=n_batches, min=2, max=self.family.n_batches,
-                                           description="mini-batches k", style=style)
-        self.task = widgets.IntSlider(value=task, min=0, max=self.family.n_tasks - 1, description="task", style=style)
-        self.output = widgets.Output()
         self.fig = Figure(figsize=(10, 4.2))
         self.ax_map, self.ax_coef = self.fig.subplots(1, 2)
         self._arrows: list = []
         self._lines: dict = {}
         self._drawn_task = None
+        self._laid_out = False
         self._init_coefficients()
-        for slider in (self.inner_lr, self.n_batches, self.task):
-            slider.observe(self.update, names="value")
-        self.ui = widgets.VBox([widgets.HBox([self.inner_lr, self.n_batches, self.task]), self.output])
-        self.update()
-        self.fig.tight_layout()  # once: the layout does not change afterwards
 
     def curves(self, n_batches: int) -> dict:
         """The measured coefficients b̂(α) of the three methods for ``n_batches`` mini-batches."""
@@ -268,11 +264,9 @@ class UpdateDirectionsExplorer:
         self._arrows = []
         self._drawn_task = task
 
-    def update(self, _change=None) -> None:
-        """Move the artists to the sliders' values and show the figure."""
-        from IPython.display import Image, clear_output, display
-
-        task, k, alpha = int(self.task.value), int(self.n_batches.value), float(self.inner_lr.value)
+    def draw(self, *, inner_lr: float, n_batches: int, task: int):
+        """Move the artists to ``inner_lr``, ``n_batches`` and ``task``; returns :attr:`fig`."""
+        task, k, alpha = int(task), int(n_batches), float(inner_lr)
         if task != self._drawn_task:
             self._draw_task(task)
         order = list(range(k))
@@ -292,11 +286,52 @@ class UpdateDirectionsExplorer:
         self._lines["alpha"].set_xdata([alpha, alpha])
         low, high = min(values), max(values)
         self.ax_coef.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.05 * (high - low + 1e-9))
-        png = io.BytesIO()  # one PNG of the whole figure, without the tight bounding box (which draws it twice)
-        self.fig.savefig(png, format="png", dpi=80)
+        if not self._laid_out:  # once: the layout does not change afterwards
+            self.fig.tight_layout()
+            self._laid_out = True
+        return self.fig
+
+
+#: The inner step sizes the Try-it offers (1, 2, 3 and 5 per decade, up to the 0.3 its right panel reaches).
+UPDATE_DIRECTIONS_RATES = (0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3)
+
+
+class UpdateDirectionsExplorer:
+    """The live Try-it: sliders for α, k and the task over an :class:`UpdateDirectionsView`, shown as one PNG.
+
+    Attributes
+    ----------
+    inner_lr, n_batches, task : ipywidgets sliders;  view : the figure;  ax_map, ax_coef : its axes;
+    ui : the widget to display
+    """
+
+    def __init__(self, *, inner_lr: float = 0.05, n_batches: int = 3, task: int = 0, family: QuadraticTasks | None = None):
+        import ipywidgets as widgets
+
+        self.view = UpdateDirectionsView(family)
+        self.family, self.fig, self.ax_map, self.ax_coef = self.view.family, self.view.fig, self.view.ax_map, self.view.ax_coef
+        self._curves = self.view._curves
+        self.inner_lr = rate_slider(inner_lr, UPDATE_DIRECTIONS_RATES, description="inner step size α")
+        self.n_batches = widgets.IntSlider(value=n_batches, min=2, max=self.family.n_batches, description="mini-batches k")
+        self.task = widgets.IntSlider(value=task, min=0, max=self.family.n_tasks - 1, description="task")
+        fit_labels(self.inner_lr, self.n_batches, self.task)
+        self.output = widgets.Output()
+        for slider in (self.inner_lr, self.n_batches, self.task):
+            slider.observe(self.update, names="value")
+        self.ui = widgets.VBox([widgets.HBox([self.inner_lr, self.n_batches, self.task]), self.output])
+        self.update()
+
+    def curves(self, n_batches: int) -> dict:
+        return self.view.curves(n_batches)
+
+    def update(self, _change=None) -> None:
+        """Redraw the view for the sliders' values and show it."""
+        from IPython.display import clear_output
+
+        self.view.draw(inner_lr=float(self.inner_lr.value), n_batches=int(self.n_batches.value), task=int(self.task.value))
         with self.output:
             clear_output(wait=True)
-            display(Image(data=png.getvalue()))
+            show_png(self.fig, close=False)
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -322,81 +357,27 @@ def _angles_title(task, k, alpha, d) -> str:
             f"MAML–Reptile {_angle(d['MAML'], d['Reptile']):.1f}°")
 
 
-def draw_update_directions(ax_map, ax_coef, family, *, task, inner_lr, n_batches, curves=None, alphas=None):
-    """Draw one setting of the explorer into two axes (cleared first). Returns the angles between the directions."""
-    theta = np.zeros(2)
-    if alphas is None:
-        alphas = np.logspace(-3, np.log10(0.3), 25)
-    if curves is None:
-        curves = _coefficient_curves(family, theta, n_batches, alphas)
-    ax_map.clear()
-    ax_coef.clear()
-    c = family.centers[task]
-    extent = (min(c[:, 0].min(), 0) - 1.5, max(c[:, 0].max(), 0) + 1.5, min(c[:, 1].min(), 0) - 1.5, max(c[:, 1].max(), 0) + 1.5)
-    lines = _init_landscape(ax_map, family, task, theta, extent)
-    order = list(range(n_batches))
-    d = toy_directions(family.curvatures[task][order], family.centers[task][order], theta, inner_lr)
-    lines["path"].set_data(d["path"][:, 0], d["path"][:, 1])
-    _draw_arrows(ax_map, theta, d, length=0.35 * (extent[1] - extent[0]))
-    for m in METHODS:
-        ax_map.plot([], [], color=COLORS[m], lw=2, label=f"−g, {m}")
-
-    angles = {"MAML vs first-order": _angle(d["MAML"], d["first-order MAML"]), "MAML vs Reptile": _angle(d["MAML"], d["Reptile"])}
-    ax_map.set_title(_angles_title(task, n_batches, inner_lr, d), fontsize=8.5)
-    ax_map.legend(fontsize=6.5, loc="lower right")
-    for m in METHODS:
-        _, b = taylor_coefficients(m, n_batches)
-        ax_coef.plot(alphas, curves[m], color=COLORS[m], lw=2, ls="-." if m == "Reptile" else "-", label=f"{m}: measured")
-        ax_coef.axhline(b, color=COLORS[m], ls="--", lw=1)
-    ax_coef.axvline(inner_lr, color="k", ls=":", lw=1)
-    ax_coef.set(xscale="log", xlabel="inner step size α",
-                ylabel="coefficient of α·AvgGradInner", title=f"all {family.n_tasks} tasks, exact expectations "
-                                                              f"(dashed: Nichol et al.'s prediction)")
-    ax_coef.title.set_fontsize(8.5)
-    ax_coef.legend(fontsize=7)
-    return angles
-
-
 def update_directions_widget(**kwargs) -> UpdateDirectionsExplorer:
     """Build the Try-it explorer; display it by leaving it last in a cell. ``kwargs`` go to :class:`UpdateDirectionsExplorer`."""
     return UpdateDirectionsExplorer(**kwargs)
 
 
-_CURVES: dict = {}
-
-
-def update_directions_frame(inner_lr: float, n_batches: int, task: int, *, family: QuadraticTasks | None = None):
-    """One view of the explorer as a pyplot figure (two panels), for :func:`update_directions_explorer`.
-
-    >>> fig = update_directions_frame(0.01, 2, 0)
-    >>> len(fig.axes)
-    2
-    """
-    family = family or QuadraticTasks()
-    key = (id(family) if family is not None else None, n_batches)
-    alphas = np.logspace(-3, np.log10(0.3), 25)
-    if key not in _CURVES:
-        _CURVES[key] = _coefficient_curves(family, np.zeros(2), n_batches, alphas)
-    fig, (ax_map, ax_coef) = plt.subplots(1, 2, figsize=(10, 4.2))
-    draw_update_directions(ax_map, ax_coef, family, task=task, inner_lr=inner_lr, n_batches=n_batches,
-                           curves=_CURVES[key], alphas=alphas)
-    _plain_log_ticks(ax_coef, [0.001, 0.003, 0.01, 0.03, 0.1, 0.3])
-    fig.tight_layout()
-    return fig
-
-
-def update_directions_explorer(*, inner_lrs=(0.003, 0.01, 0.03, 0.1, 0.2), n_batches=(2, 3, 4), tasks=(0, 1),
+def update_directions_explorer(*, inner_lrs=(0.003, 0.01, 0.05, 0.1, 0.2), n_batches=(2, 3, 4), tasks=(0, 1),
                                initial=None):
-    """The Try-it for the book: :func:`update_directions_frame` pre-rendered for every combination of the values
-    (:func:`metalearn_lab.tryit.explorer`), with sliders that work without a kernel."""
+    """The Try-it for the book: :class:`UpdateDirectionsView` pre-rendered for every combination of the values
+    (:func:`metalearn_lab.tryit.explorer`), with sliders that work without a kernel. The values must be ones the
+    live widget offers (:data:`UPDATE_DIRECTIONS_RATES`, k from 2 to 4, tasks 0-7); the first frame is the middle
+    α and k and the first task, where the widget starts (α = 0.05, k = 3, task 0) with the default values."""
     from metalearn_lab.tryit import explorer
 
-    family = QuadraticTasks()
+    view = UpdateDirectionsView()
     inner_lrs, n_batches, tasks = list(inner_lrs), list(n_batches), list(tasks)
+    outside = [a for a in inner_lrs if a not in UPDATE_DIRECTIONS_RATES]
+    if outside:
+        raise ValueError(f"inner_lrs {outside} are not offered by the live widget; choose from {UPDATE_DIRECTIONS_RATES}")
     initial = initial or {"inner_lr": inner_lrs[len(inner_lrs) // 2], "n_batches": n_batches[len(n_batches) // 2],
                           "task": tasks[0]}
-    return explorer(lambda inner_lr, n_batches, task: update_directions_frame(inner_lr, n_batches, task, family=family),
-                    {"inner_lr": inner_lrs, "n_batches": n_batches, "task": tasks}, initial=initial,
+    return explorer(view.draw, {"inner_lr": inner_lrs, "n_batches": n_batches, "task": tasks}, initial=initial,
                     labels={"inner_lr": "inner step size α", "n_batches": "mini-batches k", "task": "task"},
                     title="The three update directions against α and k (pre-rendered)")
 

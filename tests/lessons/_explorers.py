@@ -36,3 +36,23 @@ def record_draws(monkeypatch, cls) -> list[tuple]:
 
     monkeypatch.setattr(cls, "draw", draw)
     return calls
+
+
+def displayed_controls(monkeypatch, show, *args, **kwargs) -> list:
+    """Run a live Try-it ``show(*args, **kwargs)`` (a function that displays an ipywidgets box) and
+    return the controls of the box it displays (the children with a value: sliders, buttons)."""
+    import ipywidgets as widgets
+
+    shown: list = []
+    monkeypatch.setattr("IPython.display.display", lambda *objects, **_: shown.extend(objects))
+    show(*args, **kwargs)
+    box = next(obj for obj in reversed(shown) if isinstance(obj, widgets.Box))
+    return [child for child in box.children if hasattr(child, "value") and not isinstance(child, widgets.Output)]
+
+
+def offered(control) -> list:
+    """The values a live control lets the learner choose (an integer slider's range, a selection's options)."""
+    if hasattr(control, "options"):
+        return [value for _, value in control.options] if control.options and isinstance(control.options[0], tuple) \
+            else list(control.options)
+    return list(range(control.min, control.max + 1, control.step))

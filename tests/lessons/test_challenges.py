@@ -22,6 +22,7 @@ from metalearn_lab.lessons import challenges as lesson  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _exercise_cells import later_uses_of_answer, run_skeleton, run_solution  # noqa: E402
+from _explorers import check_explorer, displayed_controls, offered  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "challenges"
 
@@ -199,6 +200,20 @@ def test_sensitivity_figure_explorer_and_widget():
     assert len(explorer.frames) == 4 and explorer.frame(meta_batch_size=5, scores="test") != explorer.frame(
         meta_batch_size=25, scores="validation")
     lesson.sensitivity_widget(results)
+    plt.close("all")
+
+
+def test_sensitivity_widget_and_explorer_draw_with_one_function_at_values_the_widget_offers(monkeypatch):
+    results = fake_sensitivity()
+    calls = []
+    original = lesson.draw_sensitivity
+    monkeypatch.setattr(lesson, "draw_sensitivity", lambda *args: calls.append(args[1:]) or original(*args))
+    size, scores = displayed_controls(monkeypatch, lesson.sensitivity_widget, results)
+    assert calls == [(size.value, scores.value)]  # the widget's first frame, drawn by the shared function
+    explorer = lesson.sensitivity_explorer(results)
+    check_explorer(explorer, {"meta_batch_size": offered(size), "scores": offered(scores)})
+    assert len(calls) == 1 + len(explorer.frames)
+    assert explorer.initial == {"meta_batch_size": size.value, "scores": scores.value}
     plt.close("all")
 
 

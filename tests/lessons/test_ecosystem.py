@@ -3,6 +3,7 @@ lesson's cells) and its Try-it."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from metalearn_lab.maml import meta_gradient  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _exercise_cells import later_uses_of_answer, run_skeleton, run_solution  # noqa: E402
+from _explorers import check_explorer, displayed_controls, offered  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "ecosystem"
 CHECKERS = ["check_torch_func_meta_gradient", "check_transfer_evidence"]
@@ -160,6 +162,42 @@ def test_agreement_figure_widget_and_explorer():
     assert len(explorer.frames) == 9
     lesson.agreement_widget(setup)
     plt.close("all")
+
+
+def test_agreement_widget_and_explorer_draw_with_one_function_at_values_the_widget_offers(monkeypatch):
+    setup = lesson.comparison_setup()
+    calls, labels = [], []
+    original = lesson.draw_agreement
+
+    def draw(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        calls.append(args)
+        labels.extend(t.get_text() for t in fig.axes[0].texts)
+        return fig
+
+    monkeypatch.setattr(lesson, "draw_agreement", draw)
+    steps, lr = displayed_controls(monkeypatch, lesson.agreement_widget, setup)
+    assert calls == [(steps.value, lr.value)]  # the widget draws its first frame with the shared function
+    explorer = lesson.agreement_explorer(setup)
+    check_explorer(explorer, {"inner_steps": [1, 2, 5], "inner_lr": [0.01, 0.1, 0.2]})
+    assert len(calls) == 1 + len(explorer.frames)  # and so does every pre-rendered frame
+    assert set(explorer.sliders["inner_steps"]) <= set(offered(steps))
+    assert set(explorer.sliders["inner_lr"]) <= set(offered(lr))
+    assert explorer.initial == {"inner_steps": steps.value, "inner_lr": lr.value}
+    assert labels and not [t for t in labels if "nan" in t or "inf" in t], labels  # no frame shows an overflow
+    plt.close("all")
+
+
+def test_every_setting_the_agreement_widget_offers_computes_finite_gradients():
+    setup = lesson.comparison_setup()
+    found = lesson.implementations()
+    reference = found.pop("ours, loop")
+    model, batch = setup
+    for inner_steps in range(1, 6):
+        for inner_lr in lesson.AGREEMENT_RATES:
+            errors = lesson.compare_implementations(reference, found, model, batch, F.mse_loss,
+                                                    inner_steps=inner_steps, inner_lr=inner_lr)
+            assert all(math.isfinite(e["relative_error"]) for e in errors.values()), (inner_steps, inner_lr, errors)
 
 
 def test_the_map_names_exist():

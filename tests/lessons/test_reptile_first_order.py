@@ -33,6 +33,7 @@ from metalearn_lab.reptile import (  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _exercise_cells as cells  # noqa: E402
+from _explorers import check_explorer, record_draws  # noqa: E402  (tests/lessons/_explorers.py)
 
 SLUG = "reptile_first_order"
 CHECKERS = ["check_first_order_gradient", "check_reptile_meta_step", "check_taylor_coefficients"]
@@ -250,12 +251,24 @@ def test_explorer_builds_and_responds_to_every_slider():
     assert set(explorer._curves) == {2, 3, 4}  # the coefficient curves are computed once per k, up front
 
 
-def test_static_twin_is_a_pre_rendered_explorer_of_the_same_view():
+def test_static_twin_is_a_pre_rendered_explorer_of_the_same_view(monkeypatch):
+    calls = record_draws(monkeypatch, lesson.UpdateDirectionsView)
+    widget = lesson.update_directions_widget()
+    start = {"inner_lr": widget.inner_lr.value, "n_batches": widget.n_batches.value, "task": widget.task.value}
+    assert calls == [((), start)]  # the live widget draws with the view
     explorer = lesson.update_directions_explorer(inner_lrs=(0.01, 0.2), n_batches=(2, 3), tasks=(0,))
-    assert len(explorer.frames) == 4 and explorer.initial == {"inner_lr": 0.2, "n_batches": 3, "task": 0}
-    assert explorer.frame(inner_lr=0.01, n_batches=2, task=0) != explorer.frame(inner_lr=0.2, n_batches=2, task=0)
-    assert 'class="metalearn-tryit"' in explorer.html()
-    assert len(lesson.update_directions_frame(0.05, 3, 1).axes) == 2
+    check_explorer(explorer, {"inner_lr": [0.01, 0.2], "n_batches": [2, 3], "task": [0]})
+    assert explorer.initial == {"inner_lr": 0.2, "n_batches": 3, "task": 0}
+    assert len(calls) == 1 + 4  # and so does every pre-rendered frame
+    full = lesson.update_directions_explorer.__kwdefaults__
+    offered = {"inner_lr": [v for _, v in widget.inner_lr.options],
+               "n_batches": list(range(widget.n_batches.min, widget.n_batches.max + 1)),
+               "task": list(range(widget.task.min, widget.task.max + 1))}
+    for name, values in zip(("inner_lr", "n_batches", "task"), (full["inner_lrs"], full["n_batches"], full["tasks"])):
+        assert set(values) <= set(offered[name]), (name, values)  # the book offers values the widget offers
+        assert values[len(values) // 2 if name != "task" else 0] == start[name]  # and starts where the widget does
+    with pytest.raises(ValueError, match="not offered by the live widget"):
+        lesson.update_directions_explorer(inner_lrs=(0.04,))
 
 
 def test_taylor_check_figure_and_training_curves_and_costs_build():
