@@ -291,7 +291,7 @@ def draw_agreement(inner_steps: int, inner_lr: float, *, setup=None):
     return fig
 
 
-#: The inner learning rates the agreement Try-it offers: from 0.5 on, five inner steps overflow (NaN) on its task.
+#: The inner learning rates the agreement Try-it offers: at 0.5, four or five inner steps overflow (NaN) on its task.
 AGREEMENT_RATES = tuple(r for r in RATES_1_2_5 if 0.001 <= r <= 0.2)
 
 
