@@ -75,7 +75,8 @@ def site(tmp_path_factory):
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"book build failed ({' '.join(command)}):\n{log[-6000:]}"
     print(f"book built from {len(built)} executed lessons in {seconds:.1f} s")
-    return {"html": book / "_build" / "html", "lessons": [md.stem for md in built], "failed": failed, "log": log}
+    return {"html": book / "_build" / "html", "lessons": [md.stem for md in built], "failed": failed, "log": log,
+            "toc": book / "_toc.yml"}
 
 
 class _Assets(HTMLParser):
@@ -104,6 +105,20 @@ def test_every_page_exists(site):
     assert not missing, f"pages missing from {html}: {missing}"
     if site["failed"]:
         print(f"left out of the book because they failed to execute (see test_notebooks): {site['failed']}")
+
+
+def test_the_contents_list_every_lesson_in_order_and_every_link_resolves(site):
+    """The generated table of contents holds the lessons in file-name order, the intro links each
+    lesson's page, and Sphinx found no link to a page that does not exist."""
+    toc = site["toc"].read_text(encoding="utf-8")
+    listed = re.findall(r"lessons/(\d\d_\w+)", toc)
+    assert listed == site["lessons"] == sorted(site["lessons"]), f"table of contents: {listed}"
+    intro = (site["html"] / "intro.html").read_text(encoding="utf-8")
+    unlinked = [name for name in site["lessons"] if f'href="lessons/{name}.html' not in intro]
+    assert not unlinked, f"the intro does not link the lessons {unlinked}"
+    broken = [line for line in site["log"].splitlines()
+              if "unknown document" in line or "isn't included in any toctree" in line]
+    assert not broken, "the build found broken links or pages outside the contents:\n" + "\n".join(broken[:20])
 
 
 def test_no_remote_assets(site):
