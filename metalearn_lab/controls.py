@@ -78,7 +78,7 @@ def rate_slider(value: float, choices: Sequence[float], *, description: str):
     >>> rate_slider(0.4, (0.1, -1.0), description="α")
     Traceback (most recent call last):
     ...
-    ValueError: choices must be positive numbers, got (0.1, -1.0)
+    ValueError: choices[1] must be a finite number > 0, got -1.0
     """
     import ipywidgets as widgets
 

@@ -46,7 +46,8 @@ def test_student_copies_have_no_solutions(copies):
         assert len(nb.cells) == len(original.cells) - len(solutions)
         assert nb.metadata["metalearn_lab"] == {"lesson": classroom.slug_of(lesson), "student_copy": True}
         solution_text = "\n".join(c.source for c in solutions)
-        names = {n.name for c in solutions for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.FunctionDef)}
+        # the functions a solution defines at its top level (a nested helper's name, e.g. one a hint suggests, is not the answer)
+        names = {n.name for c in solutions for n in ast.parse(c.source).body if isinstance(n, ast.FunctionDef)}
         remaining = "\n".join(c.source for c in nb.cells)
         assert not any(name in remaining for name in names), f"{path.name} mentions a solution's name"
         assert solution_text.strip(), f"{lesson.name} has no solutions to remove"
