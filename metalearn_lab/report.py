@@ -64,7 +64,7 @@ PROTOCOL_DIFFERENCES: dict[str, list[str]] = {
         "1,200/423 characters, no validation characters (old protocol); their code holds out 100 for validation",
     ],
     "omniglot-fomaml-5w1s": [
-        "the published 98.3% is Nichol et al.'s (2018, Table 1, transductive), not Finn et al.'s (who report "
+        "the published 98.3% is Nichol et al.'s (2018, their Omniglot table, transductive), not Finn et al.'s (who report "
         "first-order MAML on MiniImagenet only)",
         "Conv4 with max-pooling, meta-batch 8 for 34,044 steps, 15 queries a class at test; 1,200/423 characters, "
         "no validation characters (old protocol)",
