@@ -111,6 +111,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TRYIT_MIMETYPE = "application/vnd.metalearn-lab.tryit+html"  # metalearn_lab.tryit.MIMETYPE
 
 
+#: ``](04_maml_sinusoid.md)`` or ``](04_maml_sinusoid.md#a-section)``: a link from one lesson to another
+LESSON_LINK = re.compile(r"\]\((\d\d_[A-Za-z0-9_]+)\.md(#[^)]*)?\)")
+
+
 def prepare_for_book(nb) -> dict[str, int]:
     """Make an executed lesson's Try-its honest in the book, where no kernel runs.
 
@@ -119,8 +123,12 @@ def prepare_for_book(nb) -> dict[str, int]:
     explorer's HTML, stored under its own mimetype so JupyterLab shows a plain image, becomes the
     page's HTML. Returns how many outputs of each kind were changed.
     """
-    dropped = explorers = 0
+    dropped = explorers = links = 0
     for cell in nb.cells:
+        if cell.get("cell_type") == "markdown":
+            # a link to another lesson's Markdown file (right in JupyterLab) points at its page in the book
+            cell["source"], n = LESSON_LINK.subn(r"](\1.ipynb\2)", cell["source"])
+            links += n
         if cell.get("cell_type") != "code":
             continue
         kept = []
@@ -136,7 +144,7 @@ def prepare_for_book(nb) -> dict[str, int]:
         cell["outputs"] = kept
     if dropped:
         nb.metadata.pop("widgets", None)
-    return {"live widgets dropped": dropped, "pre-rendered explorers": explorers}
+    return {"live widgets dropped": dropped, "pre-rendered explorers": explorers, "lesson links": links}
 
 
 def mark_solutions(nb) -> int:

@@ -390,20 +390,27 @@ def plot_learning_curves(results: dict[str, dict[str, Any]], path: str | Path) -
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, r in results.items():
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    left_out = []
+    for i, (name, r) in enumerate(results.items()):
         h = r.get("history") or {}
+        style = {"color": f"C{i % 10}", "ls": ("-", "--")[i // 10 % 2]}  # 10 colours, then dashed
         if h.get("step"):
-            x = [s / max(r["config"]["iterations"], 1) for s in h["step"]]
-            axes[0].plot(x, h["loss"], label=name, lw=1)
+            if min(h["loss"]) <= 0:  # a negative log-likelihood: no log axis; its lesson shows it
+                left_out.append(name)
+            else:
+                x = [s / max(r["config"]["iterations"], 1) for s in h["step"]]
+                axes[0].plot(x, h["loss"], label=name, lw=1, **style)
         if h.get("eval_step") and r["metric"].startswith("accuracy"):
-            axes[1].plot(h["eval_step"], [100 * v for v in h["eval_metric"]], marker="o", label=name)
-    axes[0].set(xlabel="fraction of training", ylabel="training loss", yscale="log", title="Training loss")
+            axes[1].plot(h["eval_step"], [100 * v for v in h["eval_metric"]], marker="o", label=name, **style)
+    axes[0].set(xlabel="fraction of training", ylabel="training loss", yscale="log",
+                title="Training loss" + (f"\n({len(left_out)} runs whose loss goes below 0 left out: see their lessons)"
+                                         if left_out else ""))
     axes[1].set(xlabel="meta-training step", ylabel="accuracy during training (%)",
-                title="Accuracy while training (validation tasks; test tasks in old-protocol runs)")
+                title="Accuracy while training\n(validation tasks; test tasks in old-protocol runs)")
     for ax in axes:
         if ax.lines:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

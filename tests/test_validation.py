@@ -652,8 +652,14 @@ ARGUMENTS: dict[str, Entry] = {
         {"n_tasks": Int(2, (0,), none_ok=True)}),
     "metalearn_lab.experiments.recipes.blackbox.evaluate_by_k_shot": Entry(
         lambda **kw: blackbox_recipe.evaluate_by_k_shot(_blackbox_config(), lambda batch: torch.zeros(len(batch)), split="validation",
-                                                        device=torch.device("cpu"), method="zero", **{"n_tasks": 2, **kw}),
+                                                        device=torch.device("cpu"), method="zero",
+                                                        independence={"transductive": False, "batch_norm": "not transductive: x"},
+                                                        **{"n_tasks": 2, **kw}),
         {"n_tasks": Int(2, (0,), none_ok=True)}),
+    "metalearn_lab.experiments.recipes.blackbox.queries_attend_to_each_other": Entry(
+        lambda **kw: blackbox_recipe.queries_attend_to_each_other(
+            blackbox.InContextTransformer(d_model=8, n_heads=2, n_layers=1), **{"k_shot": 3, "n_query": 4, **kw}),
+        {"k_shot": Int(3, (-1,)), "n_query": Int(4, (1,))}),
     # ---- CUDA graphs and the hand-written Conv4 forward (the vmap work)
     "metalearn_lab.cuda_graphs.GraphedMetaTrainStep": Entry(  # needs a CUDA model: any accepted number gets to that check
         lambda **kw: (lambda m: cuda_graphs.GraphedMetaTrainStep(m, torch.optim.SGD(m.parameters(), lr=0.1), F.mse_loss,

@@ -27,6 +27,7 @@ from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_g
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
 from metalearn_lab.metrics import summarize_mse
 from metalearn_lab.models import unchanged
+from metalearn_lab.validation import check_int
 
 ARCHITECTURES = ("cnp", "transformer")
 
@@ -107,6 +108,7 @@ def queries_attend_to_each_other(model: torch.nn.Module, k_shot: int = 3, n_quer
     if not isinstance(model, InContextTransformer):
         raise TypeError(f"queries_attend_to_each_other needs a ConditionalNeuralProcess or InContextTransformer, "
                         f"got {type(model).__name__}")
+    k_shot, n_query = check_int("k_shot", k_shot, minimum=0), check_int("n_query", n_query, minimum=2)
     blocked = model.attention_mask(k_shot, n_query)[k_shot:, k_shot:]
     between = ~torch.eye(n_query, dtype=torch.bool)
     return not bool(blocked[between].all())
