@@ -73,7 +73,7 @@ def finn_config(dry_run: bool = False):
               "batch-norm scale and shift (Finn's has no scale), 1100/100/423 characters from our split"),
     )
     if dry_run:
-        config = config.replace(meta_batch_size=4, iterations=40, checkpoint_every=5, eval_every=20,
+        config = config.replace(meta_batch_size=4, iterations=400, checkpoint_every=5, eval_every=20,
                                 eval_tasks_during_training=5, eval_tasks=10,
                                 note="gpu_session.py --dry-run: a few steps to try the script, not a result")
     return config

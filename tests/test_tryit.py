@@ -70,7 +70,7 @@ def test_book_build_drops_live_widgets_and_shows_explorers():
     nb.metadata["widgets"] = {"state": {}}
     assert build.TRYIT_MIMETYPE == MIMETYPE
     counts = build.prepare_for_book(nb)
-    assert counts == {"live widgets dropped": 1, "pre-rendered explorers": 1}
+    assert counts == {"live widgets dropped": 1, "pre-rendered explorers": 1, "lesson links": 0}
     assert nb.cells[0].outputs == [] and "widgets" not in nb.metadata
     assert set(nb.cells[1].outputs[0]["data"]) == {"text/html", "text/plain"}
     assert 'type="range"' in nb.cells[1].outputs[0]["data"]["text/html"]
