@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 import torch
 from torch.func import grad
 
-from metalearn_lab.validation import check_float
+from metalearn_lab.validation import check_float, check_int
 
 Params = dict[str, torch.Tensor]
 
@@ -170,3 +170,33 @@ def peak_saved_tensor_bytes(fn: Callable[[], object]) -> tuple[object, int]:
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         result = fn()
     return result, total[1]
+
+
+def step_cost(fn: Callable[[], object], *, repeats: int = 3, threads: int | None = None) -> dict[str, float]:
+    """Time and autograd memory of one call of ``fn``: the best wall time of ``repeats`` runs (seconds)
+    and the peak bytes saved for backward (:func:`peak_saved_tensor_bytes`, as ``saved_mb``), with
+    torch limited to ``threads`` threads meanwhile (``None``: as it is). The measuring harness of
+    :func:`metalearn_lab.maml.meta_gradient_cost` and :func:`metalearn_lab.reptile.reptile_step_cost`.
+
+    >>> sorted(step_cost(lambda: torch.ones(3, requires_grad=True).exp().sum(), repeats=1))
+    ['saved_mb', 'seconds']
+    """
+    import math
+    import time
+
+    repeats = check_int("repeats", repeats, minimum=1)
+    threads = None if threads is None else check_int("threads", threads, minimum=1)
+    best, peak = math.inf, 0
+    previous = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _, saved = peak_saved_tensor_bytes(fn)
+            best = min(best, time.perf_counter() - start)
+            peak = max(peak, saved)
+    finally:
+        torch.set_num_threads(previous)
+    return {"seconds": best, "saved_mb": peak / 2**20}
+

@@ -17,13 +17,12 @@ the whole inner loop over the task dimension with :func:`torch.func.vmap`.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Mapping
 
 import torch
 from torch.func import functional_call, grad, vmap
 
-from metalearn_lab.autodiff import peak_saved_tensor_bytes
+from metalearn_lab.autodiff import step_cost
 from metalearn_lab.functional_models import functional_forward, has_fast_forward
 from metalearn_lab.models import unchanged
 from metalearn_lab.validation import check_float, check_int
@@ -544,26 +543,13 @@ def meta_gradient_cost(
     >>> sorted(cost), cost["saved_mb"] > 0
     (['saved_mb', 'seconds'], True)
     """
-    import time
-
-    repeats = check_int("repeats", repeats, minimum=1)
-    threads = None if threads is None else check_int("threads", threads, minimum=1)
     inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
-    best, peak = math.inf, 0
-    previous = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            (loss, _), saved = peak_saved_tensor_bytes(lambda: meta_loss(
-                model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
-                first_order=first_order, vectorize=False, buffers=buffers))
-            torch.autograd.grad(loss, list(params.values()))
-            best = min(best, time.perf_counter() - start)
-            peak = max(peak, saved)
-    finally:
-        torch.set_num_threads(previous)
-    return {"seconds": best, "saved_mb": peak / 2**20}
+
+    def meta_gradient_step():
+        loss, _ = meta_loss(model, params, batch, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr,
+                            first_order=first_order, vectorize=False, buffers=buffers)
+        return torch.autograd.grad(loss, list(params.values()))
+
+    return step_cost(meta_gradient_step, repeats=repeats, threads=threads)

@@ -23,14 +23,12 @@ measures time and memory of one meta-step, like :func:`metalearn_lab.maml.meta_g
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Callable, Mapping
 
 import torch
 from torch.func import functional_call, vmap
 
-from metalearn_lab.autodiff import peak_saved_tensor_bytes
+from metalearn_lab.autodiff import step_cost
 from metalearn_lab.maml import (
     InnerLR,
     LossFn,
@@ -368,27 +366,12 @@ def reptile_step_cost(
     >>> sorted(cost), cost["saved_mb"] > 0
     (['saved_mb', 'seconds'], True)
     """
-    repeats = check_int("repeats", repeats)
-    if threads is not None:
-        threads = check_int("threads", threads)
     inner_steps, inner_lr = check_inner_loop(inner_steps, inner_lr)
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = dict(model.named_buffers())
-    best, peak = math.inf, 0
-    previous = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            _, saved = peak_saved_tensor_bytes(lambda: reptile_update(params, [
-                adapt(model, params, xi, yi, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, buffers=buffers)
-                for xi, yi in zip(x, y)], 1.0))
-            best = min(best, time.perf_counter() - start)
-            peak = max(peak, saved)
-    finally:
-        torch.set_num_threads(previous)
-    return {"seconds": best, "saved_mb": peak / 2**20}
+    return step_cost(lambda: reptile_update(params, [
+        adapt(model, params, xi, yi, loss_fn, inner_steps=inner_steps, inner_lr=inner_lr, buffers=buffers)
+        for xi, yi in zip(x, y)], 1.0), repeats=repeats, threads=threads)
 
 
 # --- Nichol et al.'s analysis (§5): the three updates as functions of k mini-batch losses ---

@@ -415,6 +415,9 @@ ARGUMENTS: dict[str, Entry] = {
         lambda **kw: baselines.fit_from_scratch(torch.zeros(3, 1), torch.zeros(3, 1), torch.zeros(3, 1), **{"steps": 1, **kw}),
         {"steps": Int(2, (-1,)), "lr": Float(0.01, (0.0,)), "seed": Int(1, (-1,)), "record_every": Int(1, (0,)),
          "hidden": Int(4, (0,))}),
+    "metalearn_lab.autodiff.step_cost": Entry(
+        lambda **kw: autodiff.step_cost(lambda: torch.ones(2, requires_grad=True).exp().sum(), **{"repeats": 1, **kw}),
+        {"repeats": Int(1, (0,)), "threads": Int(1, (0,), none_ok=True)}),
     "metalearn_lab.autodiff.finite_difference_gradient": Entry(
         lambda **kw: autodiff.finite_difference_gradient(lambda p: (p["w"] ** 2).sum(), {"w": torch.ones(2, dtype=torch.float64)}, **kw),
         {"eps": Float(1e-6, (0.0, -1e-6))}),
