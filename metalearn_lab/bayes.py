@@ -33,6 +33,7 @@ outputs ``[T, n, 1]`` for ``T`` tasks; linear algebra runs in float64.
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Callable
 
@@ -66,7 +67,7 @@ def sine_weights(amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     return torch.stack([amplitude * torch.cos(phase), -amplitude * torch.sin(phase)], dim=-1)
 
 
-class GaussianPrior(nn.Module):
+class GaussianPrior(nn.Module, abc.ABC):
     """A Gaussian process prior with Gaussian observation noise; subclasses give the mean and kernel.
 
     Subclasses implement :meth:`mean` (``[T, n, x_dim]`` → ``[T, n]``) and :meth:`kernel`
@@ -85,11 +86,13 @@ class GaussianPrior(nn.Module):
         """The observation noise variance σ² (a 0-d float64 tensor)."""
         return self.log_noise_var.exp().clamp_min(self.min_noise_var)
 
-    def mean(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The prior mean at ``x``: ``[T, n, x_dim]`` → ``[T, n]``."""
 
-    def kernel(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def kernel(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """The prior covariance between ``x1`` ``[T, n, x_dim]`` and ``x2`` ``[T, m, x_dim]``: ``[T, n, m]``."""
 
     def kernel_diag(self, x: torch.Tensor) -> torch.Tensor:
         """``k(x_i, x_i)`` for every point: ``[T, n]`` (subclasses may do it without the full matrix)."""

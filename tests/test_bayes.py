@@ -180,3 +180,10 @@ def test_bad_calls_are_refused():
         fit_empirical_bayes(frozen, b.x_support, b.y_support, steps=1)
     with pytest.raises(ValueError, match=r"\[\.\.\., n, 1\]"):
         sine_features(torch.zeros(2, 3, 2))
+
+
+def test_a_prior_without_mean_and_kernel_cannot_be_built():
+    from metalearn_lab.bayes import GaussianPrior
+
+    with pytest.raises(TypeError, match="abstract"):
+        GaussianPrior()

@@ -152,6 +152,16 @@ class Entry:
     after: tuple | None = None
 
 
+class _ZeroPrior(bayes.GaussianPrior):
+    """The smallest concrete prior, to call GaussianPrior's own __init__ (mean and kernel are abstract)."""
+
+    def mean(self, x):
+        return torch.zeros(x.shape[:-1], dtype=torch.float64)
+
+    def kernel(self, x1, x2):
+        return torch.ones(x1.shape[0], x1.shape[1], x2.shape[1], dtype=torch.float64)
+
+
 def _mlp():
     torch.manual_seed(0)
     return models.SineMLP(hidden=8)
@@ -611,7 +621,7 @@ ARGUMENTS: dict[str, Entry] = {
                                                             **{"method": "Reptile", "inner_lr": 0.01, **kw}))(_mlp()),
         {"inner_lr": Float(0.01, (0.0,))}),
     # ---- Bayesian, non-parametric and black-box learners (lesson 08-09)
-    "metalearn_lab.bayes.GaussianPrior": Entry(lambda **kw: bayes.GaussianPrior(**kw),
+    "metalearn_lab.bayes.GaussianPrior": Entry(lambda **kw: _ZeroPrior(**kw),
                                                {"noise_var": Float(1e-3, (1e-7, 0.0, -1.0)), "min_noise_var": Float(1e-6, (0.0, -1.0))}),
     "metalearn_lab.bayes.GaussianPrior.sample": Entry(lambda **kw: bayes.RBFPrior().sample(torch.zeros(1, 3, 1), **kw),
                                                       {"n_samples": Int(2, (0,))}),
