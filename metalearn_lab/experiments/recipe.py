@@ -113,3 +113,36 @@ class Recipe(abc.ABC):
     def has_validation(self, config: ExperimentConfig) -> bool:
         """Whether this config has validation tasks (runs of the first protocol monitored test tasks)."""
         return True
+
+
+def maml_regression_step(config: ExperimentConfig, model: torch.nn.Module, optimizer, batch: Callable[[int], tuple]) -> StepFn:
+    """A MAML training step on regression tasks: ``batch(i)`` gives step ``i``'s
+    ``(x_support, y_support, x_query, y_query)``; the meta-loss is the query MSE after
+    ``config.inner_steps`` steps of ``config.inner_lr`` (first order if ``config.first_order``)."""
+    import torch.nn.functional as F
+
+    from metalearn_lab.maml import meta_train_step
+
+    def step(i):
+        loss, _ = meta_train_step(model, optimizer, batch(i), F.mse_loss, inner_steps=config.inner_steps,
+                                  inner_lr=config.inner_lr, first_order=config.first_order)
+        return {"loss": loss}
+
+    return step
+
+
+def pooled_regression_step(model: torch.nn.Module, optimizer, batch: Callable[[int], tuple]) -> StepFn:
+    """A pretraining step on regression tasks: one regressor fitted to the support and query points of
+    all of step ``i``'s tasks pooled (the baseline that ignores which task a point came from)."""
+    import torch.nn.functional as F
+
+    from metalearn_lab.baselines import pretrain_step
+
+    def step(i):
+        x_support, y_support, x_query, y_query = batch(i)
+        x = torch.cat([x_support, x_query], 1).reshape(-1, 1)
+        y = torch.cat([y_support, y_query], 1).reshape(-1, 1)
+        return {"loss": pretrain_step(model, optimizer, x, y, F.mse_loss)}
+
+    return step
+

@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from metalearn_lab.baselines import pretrain_step
 from metalearn_lab.data.sinusoid import SinusoidTaskPool, SinusoidTasks
 from metalearn_lab.experiments.config import ExperimentConfig, Float, Int, Interval, Ints
-from metalearn_lab.experiments.recipe import Recipe, batch_norm_protocol, step_generator
+from metalearn_lab.experiments.recipe import (
+    Recipe,
+    batch_norm_protocol,
+    maml_regression_step,
+    pooled_regression_step,
+    step_generator,
+)
 from metalearn_lab.experiments.splits import sinusoid_test_tasks, sinusoid_validation_tasks
-from metalearn_lab.maml import meta_train_step, query_mse
+from metalearn_lab.maml import query_mse
 from metalearn_lab.metrics import summarize_mse
 from metalearn_lab.models import SineMLP
 
@@ -112,13 +116,7 @@ class SinusoidMAML(_Sinusoid):
     algorithm = "sinusoid-maml"
 
     def make_step(self, config, model, optimizer, device):
-        def step(i):
-            loss, _ = meta_train_step(model, optimizer, self._batch(config, i, device), F.mse_loss,
-                                      inner_steps=config.inner_steps, inner_lr=config.inner_lr,
-                                      first_order=config.first_order)
-            return {"loss": loss}
-
-        return step
+        return maml_regression_step(config, model, optimizer, lambda i: self._batch(config, i, device))
 
 
 class SinusoidPretrain(_Sinusoid):
@@ -127,10 +125,4 @@ class SinusoidPretrain(_Sinusoid):
     algorithm = "sinusoid-pretrain"
 
     def make_step(self, config, model, optimizer, device):
-        def step(i):
-            x_support, y_support, x_query, y_query = self._batch(config, i, device)
-            x = torch.cat([x_support, x_query], 1).reshape(-1, 1)
-            y = torch.cat([y_support, y_query], 1).reshape(-1, 1)
-            return {"loss": pretrain_step(model, optimizer, x, y, F.mse_loss)}
-
-        return step
+        return pooled_regression_step(model, optimizer, lambda i: self._batch(config, i, device))
